@@ -1,0 +1,107 @@
+"The `segment-lib` command as a user runs it: every bad input gets a clear message and a non-zero exit."
+import json, shutil
+import numpy as np, pytest
+from PIL import Image
+from segment_lib.data import save_mask, read_mask_array
+from conftest import run_cli, run_cli_process, shared_dataset
+
+def first_stem(data):
+    return sorted((data/'images').iterdir())[0].stem
+
+def check_fails(data, *parts):
+    r = run_cli('check', data)
+    assert r.returncode == 2, r.stdout + r.stderr
+    for part in parts: assert part in r.stderr, (part, r.stderr)
+    return r.stderr
+
+def test_check_good(cells):
+    r = run_cli_process('check', cells)      # the installed console script, as a user runs it
+    assert r.returncode == 0, r.stderr
+    assert '40 image/mask pairs' in r.stdout and 'OK: no problems found' in r.stdout
+
+def test_image_without_mask(cells):
+    stem = first_stem(cells); (cells/'masks'/f'{stem}.png').unlink()
+    check_fails(cells, f'{stem}.png: image has no mask', f'Add masks/{stem}.png')
+
+def test_mask_without_image(cells):
+    stem = first_stem(cells); (cells/'images'/f'{stem}.png').unlink()
+    check_fails(cells, f'{stem}.png: mask has no image')
+
+def test_values_outside_codes_0_255_with_three_classes(cells):
+    (cells/'codes.txt').write_text('background\ncell\nnucleus\n')
+    stem = first_stem(cells); m = read_mask_array(cells/'masks'/f'{stem}.png')
+    save_mask(m*255, cells/'masks'/f'{stem}.png', overwrite=True)    # the classic 0/255 mask
+    check_fails(cells, f'{stem}.png: found values 0, 255 outside the codes', 'Values must be 0..2')
+
+def test_antialiased_0_255(cells):
+    stem = first_stem(cells); m = read_mask_array(cells/'masks'/f'{stem}.png').astype(np.uint8)*255
+    small = Image.fromarray(m).resize((64, 64), Image.BILINEAR).resize((128, 128), Image.BILINEAR)   # smooth resizing
+    small.save(cells/'masks'/f'{stem}.png')
+    check_fails(cells, f'{stem}.png', 'anti-aliased')
+
+def test_size_mismatch(cells):
+    stem = first_stem(cells)
+    save_mask(np.zeros((100, 90), np.uint8), cells/'masks'/f'{stem}.png', overwrite=True)
+    check_fails(cells, f'{stem}.png: mask is 100x90 (HxW) but its image is 128x128', 'nearest-neighbour')
+
+def test_truncated_and_unreadable(cells):
+    a, b = sorted((cells/'images').iterdir())[:2]
+    data = a.read_bytes(); a.write_bytes(data[:len(data)//3])          # truncated copy
+    (cells/'masks'/b.name).write_text('this is not a png')            # not an image at all
+    check_fails(cells, f'{a.name}: could not be read', f'{b.name}: could not be read', '2 problems')
+
+def test_empty_folder(tmp_path):
+    (tmp_path/'images').mkdir(); (tmp_path/'masks').mkdir()
+    r = run_cli_process('check', tmp_path)
+    assert r.returncode == 2 and 'no images found' in r.stderr and 'Traceback' not in r.stderr
+    r = run_cli('check', tmp_path/'missing')
+    assert r.returncode == 2 and 'folder not found' in r.stderr
+    (tmp_path/'flat').mkdir()
+    r = run_cli('check', tmp_path/'flat')
+    assert r.returncode == 2 and "no 'images/' folder" in r.stderr
+
+def test_jpeg_mask_refused(cells):
+    stem = first_stem(cells); m = read_mask_array(cells/'masks'/f'{stem}.png')
+    (cells/'masks'/f'{stem}.png').unlink(); Image.fromarray(m*255).save(cells/'masks'/f'{stem}.jpg')
+    check_fails(cells, f'{stem}.jpg: masks must be lossless')
+
+def test_train_refuses_bad_data_before_any_tensor(cells, tmp_path):
+    stem = first_stem(cells); save_mask(np.zeros((10, 10), np.uint8), cells/'masks'/f'{stem}.png', overwrite=True)
+    r = run_cli('train', cells, '--out', tmp_path/'model', '--epochs', '1')
+    assert r.returncode == 2 and 'mask is 10x10' in r.stderr and 'Traceback' not in r.stderr
+    assert not (tmp_path/'model').exists()
+
+def test_train_then_evaluate_course_data(cells, tmp_path):
+    out = tmp_path/'model'
+    r = run_cli('train', cells, '--out', out, '--epochs', '2', '--base-width', '8', '--depth', '3')
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((out/'report.json').read_text())
+    assert rep['data']['pairs'] == 40 and len(rep['epochs']) == 2 and rep['settings']['seed'] == 42
+    assert set(rep['final']['per_class']) == {'background', 'object'}
+    r = run_cli('train', cells, '--out', out, '--epochs', '1')
+    assert r.returncode == 2 and 'already there' in r.stderr
+    r = run_cli('evaluate', out, cells, '--out', tmp_path/'scores.json')
+    assert r.returncode == 0, r.stderr[-2000:]
+    scores = json.loads((tmp_path/'scores.json').read_text())
+    assert scores['images'] == 40
+    for k in ('dice', 'iou', 'precision', 'recall'): assert scores['per_class']['object'][k] is not None
+    assert 0 <= scores['pixel_accuracy'] <= 1
+
+def test_offline_pretrained_message(cells, tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path/'empty_torch_cache'))
+    r = run_cli('train', cells, '--out', tmp_path/'m', '--arch', 'resnet18', '--epochs', '1')
+    if r.returncode == 0: pytest.skip('this machine can download ImageNet weights')
+    assert r.returncode == 2 and '--no-pretrained' in r.stderr and 'Traceback' not in r.stderr
+
+def test_train_evaluate_isbi_em(tmp_path):
+    root = shared_dataset('isbi2012_em')    # masks are 0/255
+    out = tmp_path/'em'
+    r = run_cli('train', root, '--out', out, '--epochs', '1', '--size', '128', '--base-width', '8', '--depth', '3', '--bs', '4')
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((out/'report.json').read_text())
+    assert rep['data']['mask_encodings'] == {'0/255': 24} and rep['settings']['size'] == 128
+    r = run_cli('evaluate', out, root, '--out', tmp_path/'em.json')
+    assert r.returncode == 0, r.stderr[-2000:]
+    scores = json.loads((tmp_path/'em.json').read_text())
+    assert scores['images'] == 24          # scored at the full 512x512 resolution against the 0/255 masks
+    for c in ('background', 'object'): assert 0 <= scores['per_class'][c]['recall'] <= 1

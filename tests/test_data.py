@@ -1,0 +1,83 @@
+"Every image and mask encoding users really have, read through segment_lib.data, plus the real datasets."
+import numpy as np, pytest, tifffile
+from PIL import Image
+from segment_lib.data import (Codes, DatasetError, check_dataset, image_to_rgb, read_image, read_mask, save_mask,
+                              segmentation_dls)
+from conftest import shared_dataset
+
+TRUTH = np.zeros((24, 32), np.uint8); TRUTH[4:14, 6:20] = 1; TRUTH[16:22, 22:30] = 1
+
+def _palette_png(path, classes):
+    im = Image.fromarray(classes, mode='L').convert('P'); im.putpalette([0, 0, 0, 0, 255, 0] + [0]*762); im.save(path)
+
+@pytest.mark.parametrize('encoding', ['01', '0255', 'palette', 'rgb', 'instance16png', 'instance16tif', 'tif01', 'bool1bit'])
+def test_mask_encodings(tmp_path, encoding):
+    codes = None
+    if encoding == '01': Image.fromarray(TRUTH).save(p := tmp_path/'m.png')
+    elif encoding == '0255': Image.fromarray(TRUTH*255).save(p := tmp_path/'m.png')
+    elif encoding == 'palette': _palette_png(p := tmp_path/'m.png', TRUTH)
+    elif encoding == 'rgb':
+        rgb = np.zeros(TRUTH.shape + (3,), np.uint8); rgb[TRUTH == 1] = (0, 255, 0)
+        Image.fromarray(rgb).save(p := tmp_path/'m.png'); codes = Codes(['background', 'cell'], [(0, 0, 0), (0, 255, 0)])
+    elif encoding.startswith('instance16'):
+        inst = np.zeros(TRUTH.shape, np.uint16); inst[4:14, 6:13] = 1000; inst[4:14, 13:20] = 2; inst[16:22, 22:30] = 40000
+        p = tmp_path/('m.png' if encoding.endswith('png') else 'm.tif')
+        Image.fromarray(inst).save(p) if p.suffix == '.png' else tifffile.imwrite(p, inst)
+    elif encoding == 'tif01': tifffile.imwrite(p := tmp_path/'m.tif', TRUTH)
+    elif encoding == 'bool1bit': Image.fromarray(TRUTH.astype(bool)).save(p := tmp_path/'m.png')
+    got = read_mask(p, codes)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, TRUTH)
+
+def test_multiclass_palette_and_codes(tmp_path):
+    classes = np.arange(4, dtype=np.uint8).repeat(8)[None].repeat(5, 0)
+    _palette_png(p := tmp_path/'m.png', classes)
+    np.testing.assert_array_equal(read_mask(p, Codes(['bg', 'a', 'b', 'c'])), classes)
+    with pytest.raises(DatasetError, match='outside the codes'): read_mask(p)   # binary default: 2 and 3 are wrong
+
+@pytest.mark.parametrize('kind', ['grey8', 'grey16png', 'grey16tif', 'rgb', 'rgba', 'rgbtif', 'greyjpg', 'tif_chw'])
+def test_image_types(tmp_path, kind):
+    rng = np.random.default_rng(0)
+    if kind == 'grey8': arr = rng.integers(0, 256, (20, 30), dtype=np.uint8); Image.fromarray(arr).save(p := tmp_path/'i.png')
+    elif kind == 'grey16png': arr = rng.integers(0, 65535, (20, 30)).astype(np.uint16); Image.fromarray(arr).save(p := tmp_path/'i.png')
+    elif kind == 'grey16tif': arr = rng.integers(0, 4096, (20, 30)).astype(np.uint16); tifffile.imwrite(p := tmp_path/'i.tif', arr)
+    elif kind == 'rgb': arr = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8); Image.fromarray(arr).save(p := tmp_path/'i.png')
+    elif kind == 'rgba': arr = rng.integers(0, 256, (20, 30, 4), dtype=np.uint8); Image.fromarray(arr).save(p := tmp_path/'i.png')
+    elif kind == 'rgbtif': arr = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8); tifffile.imwrite(p := tmp_path/'i.tiff', arr)
+    elif kind == 'greyjpg': arr = np.full((20, 30), 128, np.uint8); Image.fromarray(arr).save(p := tmp_path/'i.jpg', quality=95)
+    elif kind == 'tif_chw':   # channel-first TIFF, as some microscopes write
+        arr = rng.integers(0, 256, (3, 20, 30), dtype=np.uint8); tifffile.imwrite(p := tmp_path/'i.tif', arr, photometric='minisblack')
+    img = read_image(p)
+    if kind == 'tif_chw': np.testing.assert_array_equal(img, np.moveaxis(arr, 0, -1))
+    elif kind != 'greyjpg': np.testing.assert_array_equal(img, arr)
+    rgb = image_to_rgb(img)
+    assert rgb.shape == (20, 30, 3) and rgb.dtype == np.uint8
+    if kind in ('grey16png', 'grey16tif'): assert rgb.max() == 255 and rgb.min() == 0   # full range used, not /256
+
+def test_save_mask_never_jpeg_and_atomic(tmp_path):
+    with pytest.raises(ValueError, match='never .jpg'): save_mask(TRUTH, tmp_path/'m.jpg')
+    save_mask(TRUTH, tmp_path/'m.png')
+    with pytest.raises(FileExistsError, match='left untouched'): save_mask(TRUTH*0, tmp_path/'m.png')
+    np.testing.assert_array_equal(read_mask(tmp_path/'m.png'), TRUTH)
+    big = np.zeros((4, 4), np.uint32); big[0, 0] = 70000
+    with pytest.raises(ValueError, match='save as .tif'): save_mask(big, tmp_path/'big.png')
+    assert tifffile.imread(save_mask(big, tmp_path/'big.tif'))[0, 0] == 70000
+
+def test_isbi_em_real(tmp_path):
+    root = shared_dataset('isbi2012_em')
+    s = check_dataset(root)
+    assert len(s.pairs) == 24 and s.mask_encodings == {'0/255': 24}
+    assert 0.15 < s.class_fractions['background'] < 0.3      # membranes are about 22% of pixels
+    dls = segmentation_dls(root, bs=4, size=128)
+    xb, yb = dls.one_batch()
+    assert xb.shape == (4, 3, 128, 128) and set(yb.unique().tolist()) <= {0, 1}
+
+def test_dsb2018_nuclei_real():
+    root = shared_dataset('dsb2018_nuclei')
+    s = check_dataset(root)
+    assert len(s.pairs) == 150 and len(s.image_sizes) > 1
+    assert s.image_types['uint8 RGBA'] > 0
+    assert s.mask_encodings['instance'] > 0
+    img, msk = s.pairs[0]
+    assert read_mask(msk).max() == 1 and image_to_rgb(read_image(img)).shape[-1] == 3
+    with pytest.raises(DatasetError, match='pass size='): segmentation_dls(root, bs=4)
