@@ -1,0 +1,160 @@
+"Folders in and out, bad inputs, interrupted runs and real images for `segment_lib.inference`."
+import os, warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from segment_lib.data import DatasetError, read_image, read_mask_array, save_image, save_mask
+import segment_lib.inference as inference
+from segment_lib.inference import (Prediction, predict_image, predict_folder, show_predictions, read_confidence,
+                                   confidence_to_uint8)
+
+SHARED = Path(__file__).resolve().parents[1].parent/'shared'/'datasets'
+
+
+@pytest.fixture(scope='module')
+def learn(tmp_path_factory):
+    "A tiny, untrained U-Net on a 4-image dataset: enough to test files in and out."
+    from fastai.vision.all import set_seed
+    from segment_lib.data import segmentation_dls
+    from segment_lib.learner import seg_learner
+    d = tmp_path_factory.mktemp('ds')
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        save_image(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), d/'images'/f'{i}.png')
+        save_mask((rng.random((32, 32)) > 0.5).astype(np.uint8), d/'masks'/f'{i}.png')
+    set_seed(0)
+    return seg_learner(segmentation_dls(d, bs=2, valid_pct=0.5, seed=0), 'unet', base_width=4, depth=2)
+
+
+@pytest.fixture(scope='module')
+def model_path(learn, tmp_path_factory):
+    from segment_lib.learner import export_learner
+    return export_learner(learn, tmp_path_factory.mktemp('model')/'model.pkl')
+
+
+def _images(folder, **arrays):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, arr in arrays.items(): save_image(arr, folder/name)
+    return folder
+
+
+def test_any_image_type_and_size(learn, tmp_path):
+    rng = np.random.default_rng(1)
+    cases = {'grey16.tif': rng.integers(0, 4096, (45, 61), dtype=np.uint16),
+             'rgba.png': rng.integers(0, 256, (33, 70, 4), dtype=np.uint8),
+             'grey.jpg': rng.integers(0, 256, (64, 31), dtype=np.uint8),
+             'tiny.png': rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)}
+    for name, arr in cases.items():
+        save_image(arr, tmp_path/name)
+        p = predict_image(learn, tmp_path/name)
+        h, w = arr.shape[:2]
+        assert p.mask.shape == (h, w) and p.probs.shape == (2, h, w) and p.confidence.shape == (h, w), name
+        assert p.mask.dtype == np.uint8 and p.probs.dtype == np.float32 and p.confidence.dtype == np.float32
+        assert np.allclose(p.probs.sum(0), 1, atol=1e-4) and (p.confidence >= 0.5 - 1e-6).all()
+
+
+def test_folder_from_model_file(model_path, tmp_path):
+    rng = np.random.default_rng(2)
+    imgs = tmp_path/'imgs'; imgs.mkdir()
+    save_image(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8), imgs/'a.png')
+    save_image(rng.integers(0, 65535, (30, 20), dtype=np.uint16), imgs/'b.tif')
+    (imgs/'.hidden.png').write_bytes(b'junk'); (imgs/'notes.txt').write_text('not an image')
+    (imgs/'sub').mkdir(); save_image(np.zeros((8, 8), np.uint8), imgs/'sub'/'c.png')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        written = predict_folder(str(model_path), imgs, tmp_path/'out', progress=False)
+    assert [p.name for p in written] == ['a.png', 'b.png']
+    assert read_mask_array(tmp_path/'out'/'masks'/'b.png').shape == (30, 20)
+    conf = read_confidence(tmp_path/'out'/'confidence'/'a.png')
+    assert conf.shape == (40, 50) and conf.min() >= 0.5 - 1 / 255 and conf.max() <= 1
+    assert set(np.unique(read_mask_array(tmp_path/'out'/'masks'/'a.png'))) <= {0, 1}
+
+
+def test_no_confidence_when_not_asked(learn, tmp_path):
+    imgs = _images(tmp_path/'imgs', **{'a.png': np.zeros((16, 16), np.uint8)})
+    predict_folder(learn, imgs, tmp_path/'out', save_confidence=False, progress=False)
+    assert not (tmp_path/'out'/'confidence').exists() and (tmp_path/'out'/'masks'/'a.png').exists()
+
+
+def test_corrected_masks_survive_a_second_run(learn, tmp_path):
+    imgs = _images(tmp_path/'imgs', **{'a.png': np.zeros((16, 16), np.uint8), 'b.png': np.full((16, 16), 200, np.uint8)})
+    predict_folder(learn, imgs, tmp_path/'out', progress=False)
+    corrected = tmp_path/'out'/'masks'/'a.png'
+    save_mask(np.eye(16, dtype=np.uint8), corrected, overwrite=True)
+    before = corrected.read_bytes()
+    with pytest.warns(UserWarning, match='2 masks already there'):
+        assert predict_folder(learn, imgs, tmp_path/'out', progress=False) == []
+    assert corrected.read_bytes() == before
+    assert len(predict_folder(learn, imgs, tmp_path/'out', overwrite=True, progress=False)) == 2
+    assert corrected.read_bytes() != before
+
+
+def test_interrupted_run_resumes(learn, tmp_path, monkeypatch):
+    imgs = _images(tmp_path/'imgs', **{f'{i}.png': np.full((16, 16), 40 * i, np.uint8) for i in range(3)})
+    real_save_mask, calls = inference.save_mask, []
+    def crash_on_second(mask, path, overwrite=False):
+        calls.append(path)
+        if len(calls) == 2: raise KeyboardInterrupt   # the user pressed Ctrl-C, or the machine went down
+        return real_save_mask(mask, path, overwrite)
+    monkeypatch.setattr(inference, 'save_mask', crash_on_second)
+    with pytest.raises(KeyboardInterrupt): predict_folder(learn, imgs, tmp_path/'out', progress=False)
+    monkeypatch.setattr(inference, 'save_mask', real_save_mask)
+    assert sorted(p.name for p in (tmp_path/'out'/'masks').iterdir()) == ['0.png']
+    with pytest.warns(UserWarning, match='1 mask already there'):
+        resumed = predict_folder(learn, imgs, tmp_path/'out', progress=False)
+    assert [p.name for p in resumed] == ['1.png', '2.png']
+    for sub in ('masks', 'confidence'):                          # no temporary files left behind
+        assert sorted(p.name for p in (tmp_path/'out'/sub).iterdir()) == ['0.png', '1.png', '2.png']
+
+
+def test_bad_folders_name_the_problem(learn, tmp_path):
+    with pytest.raises(DatasetError, match='not a folder'): predict_folder(learn, tmp_path/'missing', tmp_path/'out')
+    (tmp_path/'empty').mkdir(); (tmp_path/'empty'/'.DS_Store').write_bytes(b'x')
+    with pytest.raises(DatasetError, match='no images'): predict_folder(learn, tmp_path/'empty', tmp_path/'out')
+    dup = _images(tmp_path/'dup', **{'s.png': np.zeros((8, 8), np.uint8), 's.tif': np.zeros((8, 8), np.uint8)})
+    with pytest.raises(DatasetError, match='s.png, s.tif'): predict_folder(learn, dup, tmp_path/'out')
+    bad = _images(tmp_path/'bad', **{'good.png': np.zeros((8, 8), np.uint8)})
+    (bad/'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\x00' * 20)
+    with pytest.raises(DatasetError, match=r'broken\.png: could not be read'):
+        predict_folder(learn, bad, tmp_path/'out', progress=False)
+    with pytest.raises(FileNotFoundError, match='no model here'):
+        predict_folder(tmp_path/'nomodel.pkl', bad, tmp_path/'out')
+    assert not (tmp_path/'out'/'masks'/'broken.png').exists()
+
+
+def test_confidence_encoding():
+    assert confidence_to_uint8(np.array([0.0, 0.5, 1.0])).tolist() == [0, 128, 255]
+
+
+def test_show_predictions_shapes(learn, tmp_path):
+    import matplotlib.pyplot as plt
+    img = np.zeros((20, 30, 3), np.uint8)
+    pred = predict_image(learn, img)
+    fig = show_predictions([img, img], [np.zeros((20, 30), np.uint8), None], [pred, pred], names=['a', 'b'])
+    assert len(fig.axes) == 2 * 4 + 1
+    three = Prediction(np.zeros((20, 30), np.uint8), np.full((3, 20, 30), 1 / 3, np.float32), np.full((20, 30), 1 / 3, np.float32))
+    fig = show_predictions([img], None, [three])
+    assert len(fig.axes) == 3 + 1 and fig.axes[-2].images[0].get_clim() == pytest.approx((1 / 3, 1))
+    with pytest.raises(ValueError, match='got 2 images, 1 predictions and 2 truths'):
+        show_predictions([img, img], [None, None], [pred])
+    plt.close('all')
+
+
+@pytest.mark.skipif(not (SHARED/'dsb2018_nuclei').is_dir(), reason='shared real datasets not present')
+def test_real_nuclei_images_of_many_sizes(learn, tmp_path):
+    "DSB2018: RGBA PNGs of different sizes come back as masks of their own size."
+    src = sorted((SHARED/'dsb2018_nuclei'/'images').glob('*.png'))
+    by_size = {}
+    for p in src:
+        with Image.open(p) as im: by_size.setdefault(im.size, p)
+        if len(by_size) == 3: break
+    imgs = tmp_path/'imgs'; imgs.mkdir()
+    for p in by_size.values(): os.symlink(p, imgs/p.name)
+    written = predict_folder(learn, imgs, tmp_path/'out', progress=False)
+    assert len(written) == len(by_size)
+    for p in by_size.values():
+        assert read_mask_array(tmp_path/'out'/'masks'/p.name).shape == read_image(p).shape[:2]

@@ -1,0 +1,174 @@
+"Bad inputs, file formats, atomic writing and real human-labelled masks for `segment_lib.measure`."
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from PIL import Image
+from skimage.draw import disk, ellipse
+
+from segment_lib.data import DatasetError, read_mask_array, save_mask
+from segment_lib.measure import label_objects, measure_objects, summarize_objects, measure_folder, plot_size_distribution
+
+SHARED = Path(__file__).resolve().parents[1].parent/'shared'/'datasets'
+
+
+def _two_disks(shape=(64, 64)):
+    "Instance mask with two separate disks (ids 1 and 2)."
+    m = np.zeros(shape, np.uint16)
+    m[disk((20, 20), 8)] = 1
+    m[disk((44, 44), 5)] = 2
+    return m
+
+
+@pytest.mark.parametrize('angle', [-60, -30, 0, 30, 60, 89])
+def test_orientation_counter_clockwise_from_horizontal(angle):
+    m = np.zeros((101, 101), np.uint8)
+    m[ellipse(50, 50, 8, 30, rotation=np.deg2rad(angle))] = 1
+    got = measure_objects(m).orientation[0]
+    diff = (got - angle + 90) % 180 - 90          # orientation is defined modulo 180 degrees
+    assert abs(diff) < 2, (angle, got)
+
+
+def test_units_scale_lengths_and_areas():
+    m = _two_disks()
+    px, nm = measure_objects(m), measure_objects(m, pixel_size=20, unit='nm')
+    assert np.allclose(nm.area, px.area * 400)
+    for col in ('equivalent_diameter', 'perimeter', 'major_axis', 'minor_axis', 'centroid_x', 'centroid_y'):
+        assert np.allclose(nm[col], px[col] * 20), col
+    assert np.allclose(nm.eccentricity, px.eccentricity) and np.allclose(nm.orientation, px.orientation)
+    s = summarize_objects(nm, m.shape)
+    assert s['unit'] == 'nm' and np.isclose(s['density_per_mm2'], 2 / (64 * 64 * 20**2) * 1e12)
+
+
+def test_instance_ids_are_kept_and_binary_masks_labelled():
+    m = _two_disks()
+    m[m == 2] = 7                                   # ids need not be consecutive
+    assert measure_objects(m).label.tolist() == [1, 7]
+    assert len(measure_objects(m > 0)) == 2 and len(measure_objects((m > 0).astype(np.uint8) * 255)) == 2
+    with pytest.raises(ValueError, match='negative values'): measure_objects(m.astype(np.int32) - 1)
+    with pytest.raises(ValueError, match='one HxW mask'): measure_objects(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_min_size_applies_to_instances_too():
+    m = _two_disks()
+    small = int((m == 2).sum())
+    labels = label_objects(m > 0, min_size=small + 1)
+    assert labels.max() == 1
+
+
+def test_plot_size_distribution_compares_tables():
+    import matplotlib.pyplot as plt
+    t = measure_objects(_two_disks(), 0.5, 'um')
+    fig = plot_size_distribution({'a': t, 'b': t.iloc[:1]}, column='area')
+    assert len(fig.axes[0].patches) == 2 and 'um²' in fig.axes[0].get_xlabel()
+    empty = plot_size_distribution(measure_objects(np.zeros((8, 8), np.uint8)))   # no objects: still a figure
+    assert empty.axes
+    plt.close('all')
+
+
+def _folder(tmp_path, masks):
+    d = tmp_path/'masks'; d.mkdir()
+    for name, arr in masks.items():
+        if name.endswith(('.tif', '.tiff')): tifffile.imwrite(d/name, arr)
+        else: Image.fromarray(arr).save(d/name)
+    return d
+
+
+def test_measure_folder_encodings(tmp_path):
+    inst = _two_disks()
+    binary255 = ((inst > 0) * 255).astype(np.uint8)
+    classes = np.zeros((64, 64), np.uint8); classes[inst == 1] = 2; classes[inst == 2] = 1
+    d = _folder(tmp_path, {'a.tif': inst, 'b.png': binary255, '.hidden.png': binary255, 'c.png': classes})
+    summary = measure_folder(d, tmp_path/'out.csv', progress=False)
+    assert summary.image.tolist() == ['a', 'b', 'c'] and summary['count'].tolist() == [2, 2, 2]
+    by_class = measure_folder(d, tmp_path/'class1.csv', class_index=1, progress=False)
+    assert by_class.set_index('image').loc['c', 'count'] == 1
+    table = pd.read_csv(tmp_path/'out.csv')
+    assert set(table.image) == {'a', 'b', 'c'} and (table.unit == 'px').all()
+
+
+def test_measure_folder_empty_image_still_gets_a_summary_row(tmp_path):
+    d = _folder(tmp_path, {'blank.png': np.zeros((16, 16), np.uint8), 'one.png': (_two_disks() > 0).astype(np.uint8)})
+    summary = measure_folder(d, tmp_path/'o.csv', progress=False)
+    assert summary.set_index('image').loc['blank', 'count'] == 0
+    assert len(pd.read_csv(tmp_path/'o.csv')) == 2
+
+
+def test_measure_folder_bad_inputs_name_the_file(tmp_path):
+    with pytest.raises(DatasetError, match='not a folder'): measure_folder(tmp_path/'nope', tmp_path/'o.csv')
+    (tmp_path/'empty').mkdir()
+    with pytest.raises(DatasetError, match='no mask files'): measure_folder(tmp_path/'empty', tmp_path/'o.csv')
+    rgb = _folder(tmp_path, {'x.png': np.zeros((8, 8, 3), np.uint8) + np.array([255, 0, 0], np.uint8)})
+    with pytest.raises(DatasetError, match=r'x\.png: found a colour'): measure_folder(rgb, tmp_path/'o.csv', progress=False)
+    frac = tmp_path/'frac'; frac.mkdir(); tifffile.imwrite(frac/'f.tif', np.full((8, 8), 0.5, np.float32))
+    with pytest.raises(DatasetError, match=r'f\.tif: found fractional'): measure_folder(frac, tmp_path/'o.csv', progress=False)
+    dup = tmp_path/'dup'; dup.mkdir()
+    save_mask(_two_disks(), dup/'s.png'); save_mask(_two_disks(), dup/'s.tif')
+    with pytest.raises(DatasetError, match='several masks'): measure_folder(dup, tmp_path/'o.csv', progress=False)
+    assert not (tmp_path/'o.csv').exists()
+
+
+def test_measure_folder_images_must_match(tmp_path):
+    d = _folder(tmp_path, {'a.png': (_two_disks() > 0).astype(np.uint8)})
+    imgs = tmp_path/'images'; imgs.mkdir()
+    with pytest.raises(DatasetError, match=r'a\.png: no image a\.\*'):
+        measure_folder(d, tmp_path/'o.csv', images_dir=imgs, progress=False)
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(imgs/'a.png')
+    with pytest.raises(DatasetError, match='mask is 64x64'):
+        measure_folder(d, tmp_path/'o.csv', images_dir=imgs, progress=False)
+    Image.fromarray(np.full((64, 64), 9, np.uint8)).save(imgs/'a.png')
+    measure_folder(d, tmp_path/'o.csv', images_dir=imgs, progress=False)
+    assert (pd.read_csv(tmp_path/'o.csv').mean_intensity == 9).all()
+
+
+def test_csv_is_never_half_written(tmp_path, monkeypatch):
+    d = _folder(tmp_path, {'a.png': (_two_disks() > 0).astype(np.uint8)})
+    out = tmp_path/'o.csv'
+    out.write_text('analysed results\n')
+    with pytest.raises(FileExistsError, match='left untouched'): measure_folder(d, out, progress=False)
+    real_to_csv = pd.DataFrame.to_csv
+    def crash_midway(self, path, **kwargs):
+        Path(path).write_text('label,area\n1,')             # a partial file, then the disk "fills up"
+        raise OSError('No space left on device')
+    monkeypatch.setattr(pd.DataFrame, 'to_csv', crash_midway)
+    with pytest.raises(OSError, match='No space left'): measure_folder(d, out, overwrite=True, progress=False)
+    monkeypatch.setattr(pd.DataFrame, 'to_csv', real_to_csv)
+    assert out.read_text() == 'analysed results\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['masks', 'o.csv']   # no temporary file left
+    measure_folder(d, out, overwrite=True, progress=False)
+    assert len(pd.read_csv(out)) == 2
+
+
+@pytest.mark.skipif(not (SHARED/'dsb2018_nuclei').is_dir(), reason='shared real datasets not present')
+def test_real_nuclei_instances(tmp_path):
+    "Human-labelled DSB2018 nuclei: 16-bit instance ids, many image sizes, RGBA images."
+    src = SHARED/'dsb2018_nuclei'
+    masks = sorted((src/'masks').glob('*.png'))[:12]
+    sub = tmp_path/'masks'; sub.mkdir()
+    for m in masks: os.symlink(m, sub/m.name)
+    summary = measure_folder(sub, tmp_path/'nuclei.csv', pixel_size=0.5, unit='um', images_dir=src/'images', progress=False)
+    table = pd.read_csv(tmp_path/'nuclei.csv')
+    for m, row in zip(masks, summary.itertuples()):
+        ids = read_mask_array(m)
+        assert row.count == len(np.unique(ids[ids > 0])), m.name
+        assert table[table.image == m.stem].area_px.sum() == (ids > 0).sum()
+        assert (row.height, row.width) == ids.shape
+        merged = len(measure_objects(ids > 0))
+        assert merged <= row.count + 5, m.name   # components of the semantic mask rarely exceed instance ids
+    assert {'mean_intensity_0', 'mean_intensity_3'} <= set(table.columns)   # RGBA: one column per channel
+    assert (table.eccentricity.between(0, 1)).all() and (table.solidity.between(0, 1.0001)).all()
+
+
+@pytest.mark.skipif(not (SHARED/'isbi2012_em').is_dir(), reason='shared real datasets not present')
+def test_real_em_membranes_0_255():
+    "ISBI 2012 EM masks are 0/255 (255 = cell interior): measured as a binary mask."
+    mask_path = sorted((SHARED/'isbi2012_em'/'masks').glob('*.png'))[0]
+    raw = read_mask_array(mask_path)
+    assert set(np.unique(raw).tolist()) <= {0, 255}
+    table = measure_objects(raw, pixel_size=4, unit='nm')
+    assert len(table) == label_objects(raw == 255).max() > 10
+    s = summarize_objects(table, raw.shape)
+    assert 0.3 < s['area_fraction'] < 1 and s['density_per_mm2'] > 0
