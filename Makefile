@@ -22,8 +22,9 @@ demo: $(STAMP)
 check-sync: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash tools/check_sync.sh
 
+# One thread per notebook: nbdev-test already runs one notebook per core.
 nbtest: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" nbdev-test --timing
+	OMP_NUM_THREADS=1 PATH="$(abspath $(BIN)):$$PATH" nbdev-test --timing
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q tests
