@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 from fastai.learner import Learner
 
 from .data import IMAGE_EXTS, DatasetError, read_image, read_mask, image_to_rgb, save_image, save_mask
-from .data import files_by_stem
+from .data import folder_files
 from .learner import predict_probs, load_model
 
 # %% auto #0
@@ -93,18 +93,6 @@ def read_confidence(path:str|Path, # confidence PNG written by `predict_folder`
     return arr.astype(np.float32) / 255
 
 # %% ../nbs/11_inference.ipynb #44efb930
-def _image_files(images_dir:Path) -> dict:
-    "stem -> image file for every image in a folder, with clear errors for a missing or empty folder and repeated stems."
-    if not images_dir.is_dir(): raise DatasetError(f"{images_dir}: not a folder. Give the folder that holds the images to predict.")
-    by_stem = files_by_stem(images_dir, IMAGE_EXTS)
-    if not by_stem: raise DatasetError(f"{images_dir}: no images ({', '.join(IMAGE_EXTS)}) found; hidden files and "
-                                       "sub-folders are skipped. Give the folder that holds the images themselves.")
-    repeated = [files for files in by_stem.values() if len(files) > 1]
-    if repeated: raise DatasetError(f"{images_dir}: {len(repeated)} stems have several images, e.g. "
-                                    f"{', '.join(f.name for f in repeated[0])}; their masks would have the same name. "
-                                    "Rename or remove one of each.")
-    return {stem: files[0] for stem, files in by_stem.items()}
-
 def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (or the folder holding it)
                    images_dir:str|Path,      # folder of images to predict
                    out_dir:str|Path,         # output folder: masks/ and confidence/ are created in it
@@ -114,7 +102,7 @@ def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (o
                    size:int|tuple|None=None, # predict at this size and resize back; default: the training size if any
                   ) -> list:
     "Predict every image of a folder into `out_dir/masks/<stem>.png` and `out_dir/confidence/<stem>.png`; return the masks written."
-    images = _image_files(Path(images_dir))
+    images = folder_files(images_dir, IMAGE_EXTS, 'image')
     learn = load_model(model) if isinstance(model, (str, Path)) else model
     masks_dir, confidence_dir = Path(out_dir)/'masks', Path(out_dir)/'confidence'
     items = list(images.items())

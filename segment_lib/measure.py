@@ -17,7 +17,7 @@ from skimage.measure import label as connected_components, regionprops_table
 from skimage.segmentation import watershed, relabel_sequential
 
 from .data import IMAGE_EXTS, MASK_EXTS, DatasetError, read_image, read_mask_array
-from .data import atomic_write, files_by_stem   # the same atomic, no-overwrite writing as save_mask
+from .data import atomic_write, folder_files   # the same atomic, no-overwrite writing as save_mask
 
 # %% auto #0
 __all__ = ['label_objects', 'measure_objects', 'summarize_objects', 'plot_size_distribution', 'measure_folder']
@@ -184,26 +184,12 @@ def plot_size_distribution(table:pd.DataFrame|dict, # objects from `measure_obje
     return fig
 
 # %% ../nbs/09_objects.ipynb #b9d56255
-def _mask_files(masks_dir:Path) -> list:
-    "Sorted mask files of a folder, one per stem, with clear errors when there are none or stems repeat."
-    if not masks_dir.is_dir(): raise DatasetError(f"{masks_dir}: not a folder. Give the folder that holds the masks (PNG or TIFF).")
-    by_stem = files_by_stem(masks_dir, MASK_EXTS)
-    if not by_stem: raise DatasetError(f"{masks_dir}: no mask files ({', '.join(MASK_EXTS)}) found. Give the folder that "
-                                       "holds the masks, e.g. DATA/masks or the masks/ folder written by `predict_folder`.")
-    repeated = {s: f for s, f in by_stem.items() if len(f) > 1}
-    if repeated:
-        s, files = next(iter(repeated.items()))
-        raise DatasetError(f"{masks_dir}: {len(repeated)} stems have several masks, e.g. {', '.join(f.name for f in files)}; "
-                           "keep one file per image.")
-    return [files[0] for files in by_stem.values()]
-
-def _image_for(mask_path:Path, images_dir:Path, shape:tuple) -> np.ndarray:
-    "The image with the same stem as a mask, checked for size."
-    by_stem = files_by_stem(images_dir, IMAGE_EXTS)
-    if mask_path.stem not in by_stem:
+def _image_for(mask_path:Path, images:dict, images_dir:Path, shape:tuple) -> np.ndarray:
+    "The image with the same stem as a mask (from `images`, stem -> file), checked for size."
+    if mask_path.stem not in images:
         raise DatasetError(f"{mask_path}: no image {mask_path.stem}.* in {images_dir}. Give the images folder the masks were "
                            "made from, or leave images_dir out to skip intensities.")
-    img_path = by_stem[mask_path.stem][0]
+    img_path = images[mask_path.stem]
     img = read_image(img_path)
     if img.shape[:2] != shape:
         raise DatasetError(f"{mask_path}: mask is {shape[0]}x{shape[1]} (HxW) but its image {img_path} is "
@@ -227,7 +213,8 @@ def measure_folder(masks_dir:str|Path,       # folder of masks: binary, instance
     if out_csv.exists() and not overwrite:
         raise FileExistsError(f"{out_csv}: already exists and was left untouched. Pass overwrite=True (--overwrite) to "
                               "replace it, or choose another file name.")
-    files = _mask_files(masks_dir)
+    files = list(folder_files(masks_dir, MASK_EXTS, 'mask').values())
+    images = folder_files(images_dir, IMAGE_EXTS, 'image') if images_dir is not None else None
     it = files
     if progress:
         from fastprogress.fastprogress import progress_bar
@@ -240,7 +227,7 @@ def measure_folder(masks_dir:str|Path,       # folder of masks: binary, instance
         if class_index is not None: arr = arr == class_index
         try: labels = _as_labels(arr, name=str(path), min_size=min_size, split_touching=split_touching)
         except ValueError as e: raise DatasetError(str(e)) from None
-        image = _image_for(path, Path(images_dir), arr.shape) if images_dir is not None else None
+        image = _image_for(path, images, images_dir, arr.shape) if images is not None else None
         table = measure_objects(labels, pixel_size, unit, image=image)
         summaries.append(dict(image=path.stem, height=arr.shape[0], width=arr.shape[1],
                               **summarize_objects(table, arr.shape, exclude_border=exclude_border)))

@@ -114,7 +114,7 @@ def test_interrupted_run_resumes(learn, tmp_path, monkeypatch):
 def test_bad_folders_name_the_problem(learn, tmp_path):
     with pytest.raises(DatasetError, match='not a folder'): predict_folder(learn, tmp_path/'missing', tmp_path/'out')
     (tmp_path/'empty').mkdir(); (tmp_path/'empty'/'.DS_Store').write_bytes(b'x')
-    with pytest.raises(DatasetError, match='no images'): predict_folder(learn, tmp_path/'empty', tmp_path/'out')
+    with pytest.raises(DatasetError, match='no image files'): predict_folder(learn, tmp_path/'empty', tmp_path/'out')
     dup = _images(tmp_path/'dup', **{'s.png': np.zeros((8, 8), np.uint8), 's.tif': np.zeros((8, 8), np.uint8)})
     with pytest.raises(DatasetError, match='s.png, s.tif'): predict_folder(learn, dup, tmp_path/'out')
     bad = _images(tmp_path/'bad', **{'good.png': np.zeros((8, 8), np.uint8)})

@@ -114,6 +114,9 @@ def test_measure_folder_bad_inputs_name_the_file(tmp_path):
 def test_measure_folder_images_must_match(tmp_path):
     d = _folder(tmp_path, {'a.png': (_two_disks() > 0).astype(np.uint8)})
     imgs = tmp_path/'images'; imgs.mkdir()
+    with pytest.raises(DatasetError, match='no image files'):
+        measure_folder(d, tmp_path/'o.csv', images_dir=imgs, progress=False)
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(imgs/'b.png')      # an image, but not the mask's
     with pytest.raises(DatasetError, match=r'a\.png: no image a\.\*'):
         measure_folder(d, tmp_path/'o.csv', images_dir=imgs, progress=False)
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(imgs/'a.png')
