@@ -105,3 +105,43 @@ def test_train_evaluate_isbi_em(tmp_path):
     scores = json.loads((tmp_path/'em.json').read_text())
     assert scores['images'] == 24          # scored at the full 512x512 resolution against the 0/255 masks
     for c in ('background', 'object'): assert 0 <= scores['per_class'][c]['recall'] <= 1
+
+def test_import_labelme_command(tmp_path):
+    (tmp_path/'images').mkdir()
+    Image.fromarray(np.full((24, 32), 100, np.uint8)).save(tmp_path/'images'/'scene.png')
+    (tmp_path/'ann').mkdir()
+    (tmp_path/'ann'/'scene.json').write_text(json.dumps(dict(
+        shapes=[dict(label='cell', points=[[2, 2], [6, 2], [6, 6], [2, 6]], shape_type='polygon')],
+        imagePath='scene.png', imageHeight=24, imageWidth=32)))
+    (tmp_path/'codes.txt').write_text('background\ncell\n')
+    r = run_cli('import', 'labelme', tmp_path/'ann', '--images', tmp_path/'images', '--out', tmp_path/'data', '--codes', tmp_path/'codes.txt')
+    assert r.returncode == 0, r.stderr
+    assert read_mask_array(tmp_path/'data'/'masks'/'scene.png').sum() == 25     # 5x5 pixel centres of the square
+    r = run_cli('import', 'labelme', tmp_path/'ann', '--images', tmp_path/'images', '--out', tmp_path/'data')
+    assert r.returncode == 2 and 'overwrite' in r.stderr                        # masks already there: refused
+    r = run_cli('check', tmp_path/'data')
+    assert r.returncode == 0, r.stderr
+
+def test_convert_and_bootstrap_commands(cells, tmp_path):
+    r = run_cli('convert', cells/'instances', '--to', 'three-class', '--out', tmp_path/'three')
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout[r.stdout.index('{'):])    # after the progress bar
+    assert summary['masks'] == 40 and (tmp_path/'three'/'codes.txt').read_text().split()[:1] == ['background']
+    assert set(np.unique(read_mask_array(sorted((tmp_path/'three'/'masks').iterdir())[0]))) <= {0, 1, 2}
+    r = run_cli('bootstrap', cells/'images', '--out', tmp_path/'boot')
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path/'boot'/'masks').iterdir())) == 40
+    r = run_cli('bootstrap', cells/'images', '--out', tmp_path/'boot')
+    assert r.returncode == 2 and 'overwrite' in r.stderr
+
+def test_predict_and_measure_commands(cells, tmp_path):
+    r = run_cli('train', cells, '--out', tmp_path/'m', '--epochs', '1', '--base-width', '8', '--depth', '3')
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_cli('predict', tmp_path/'m', cells/'images', '--out', tmp_path/'pred')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(list((tmp_path/'pred'/'masks').iterdir())) == 40 and len(list((tmp_path/'pred'/'confidence').iterdir())) == 40
+    r = run_cli('measure', tmp_path/'pred'/'masks', '--out', tmp_path/'objects.csv', '--pixel-size', '0.5', '--unit', 'um')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path/'objects.csv').read_text().splitlines()[0].startswith('image,')
+    r = run_cli('measure', tmp_path/'pred'/'masks', '--out', tmp_path/'objects.csv')
+    assert r.returncode == 2 and 'already exists' in r.stderr
