@@ -714,7 +714,7 @@ def _read_label_image(f:Path, codes:Codes, lut):
 
 def _import_labels(labels_dir, images, out:Path, codes, overwrite:bool, progress:bool):
     labels_dir = Path(labels_dir)
-    files = sorted(p for p in labels_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS) if labels_dir.is_dir() else []
+    files = sorted(p for p in labels_dir.iterdir() if p.is_file() and not p.name.startswith('.') and p.suffix.lower() in IMAGE_EXTS) if labels_dir.is_dir() else []
     if not files: raise DatasetError(f"{labels_dir}: no label images (png, tif) found.")
     if images is None: raise DatasetError(f"{labels_dir}: label images need their images: pass images=DIR (--images DIR).")
     codes, lut = _label_codes(files, codes)

@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
-from scipy import ndimage as ndi
-from skimage.feature import peak_local_max
 from skimage.measure import label as connected_components, regionprops_table
-from skimage.segmentation import watershed, relabel_sequential
+from skimage.segmentation import relabel_sequential
 
-from .data import IMAGE_EXTS, MASK_EXTS, DatasetError, read_image, read_mask_array
+from .data import IMAGE_EXTS, MASK_EXTS, DatasetError, read_codes, read_image, read_mask_array
+from .masks import split_touching as watershed_split
 from .data import atomic_write, folder_files   # the same atomic, no-overwrite writing as save_mask
 
 # %% auto #0
@@ -44,12 +43,8 @@ def label_objects(mask:np.ndarray,          # HxW mask; every non-zero pixel is 
     if connectivity not in (1, 2): raise ValueError(f"label_objects: connectivity must be 1 (4-connected) or 2 (8-connected), got {connectivity}.")
     foreground = mask > 0
     labels = connected_components(foreground, connectivity=connectivity)
-    if split_touching and labels.max() > 0:
-        distance = ndi.distance_transform_edt(foreground)
-        peaks = peak_local_max(distance, min_distance=min_distance, labels=labels, exclude_border=False)
-        markers = np.zeros(mask.shape, np.int32)
-        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-        labels = watershed(-distance, markers, mask=foreground, connectivity=connectivity)
+    if split_touching and labels.max() > 0:   # the watershed of the masks notebook: smoothed distance, one seed per component at least
+        labels = watershed_split(foreground, min_distance=min_distance, connectivity=connectivity)
     return _drop_small(labels, min_size)
 
 # %% ../nbs/09_objects.ipynb #2661f81f
@@ -214,6 +209,10 @@ def measure_folder(masks_dir:str|Path,       # folder of masks: binary, instance
         raise FileExistsError(f"{out_csv}: already exists and was left untouched. Pass overwrite=True (--overwrite) to "
                               "replace it, or choose another file name.")
     files = list(folder_files(masks_dir, MASK_EXTS, 'mask').values())
+    codes_file = masks_dir.parent/'codes.txt'          # written by predict_folder and by every dataset folder
+    if class_index is None and codes_file.exists() and len(read_codes(codes_file)) > 2:
+        raise DatasetError(f"{masks_dir}: the masks hold {len(read_codes(codes_file))} classes ({codes_file}); pass "
+                           "class_index=... (--class-index N) to measure the objects of one class.")
     images = folder_files(images_dir, IMAGE_EXTS, 'image') if images_dir is not None else None
     it = files
     if progress:

@@ -175,3 +175,19 @@ def test_real_em_membranes_0_255():
     assert len(table) == label_objects(raw == 255).max() > 10
     s = summarize_objects(table, raw.shape)
     assert 0.3 < s['area_fraction'] < 1 and s['density_per_mm2'] > 0
+
+
+def test_split_touching_keeps_thin_lines_whole():
+    from segment_lib.measure import label_objects
+    line = np.zeros((9, 20), np.uint8); line[4, 3:16] = 1                  # 13 px long, 1 px wide
+    assert label_objects(line, split_touching=True).max() == 1
+
+
+def test_multiclass_masks_need_a_class(tmp_path):
+    d = tmp_path/'pred'; (d/'masks').mkdir(parents=True)
+    m = np.zeros((32, 32), np.uint8); m[2:8, 2:8] = 1; m[12:18, 2:8] = 1; m[2:8, 20:26] = 2; m[20:26, 20:26] = 2
+    save_mask(m, d/'masks'/'a.png'); (d/'codes.txt').write_text('background\ncell\nnucleus\n')
+    with pytest.raises(DatasetError, match='--class-index'):
+        measure_folder(d/'masks', tmp_path/'o.csv', progress=False)
+    summary = measure_folder(d/'masks', tmp_path/'o.csv', class_index=2, progress=False)
+    assert summary['count'].tolist() == [2]
