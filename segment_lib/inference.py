@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 from fastai.learner import Learner
 
 from .data import IMAGE_EXTS, DatasetError, read_image, read_mask, image_to_rgb, save_image, save_mask
-from .data import folder_files, atomic_write
+from .data import folder_files, write_codes
 from .learner import predict_probs, load_model
 
 # %% auto #0
@@ -111,7 +111,7 @@ def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (o
         items = progress_bar(items, leave=False)
     written, kept = [], []
     # the classes of the masks, so that measuring or checking them later knows what the values mean
-    atomic_write(Path(out_dir)/'codes.txt', lambda tmp: tmp.write_text(''.join(f'{c}\n' for c in learn.codes)), overwrite=True)
+    write_codes(learn.codes, Path(out_dir)/'codes.txt')
     for stem, image_path in items:
         mask_path = masks_dir/f'{stem}.png'
         if mask_path.exists() and not overwrite:

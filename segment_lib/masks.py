@@ -32,7 +32,7 @@ from fastprogress.fastprogress import progress_bar
 
 from .data import (
     IMAGE_EXTS, MASK_EXTS, DEFAULT_CODES, Codes, DatasetError, read_codes, read_image, read_mask_array, decode_mask,
-    image_to_rgb, save_image, save_mask, check_dataset, atomic_write)
+    image_to_rgb, save_image, save_mask, check_dataset, atomic_write, files_by_stem, write_codes)
 
 # %% ../nbs/06_masks.ipynb #89f1002e
 def image_to_grey(image:np.ndarray, # HxW or HxWxC image: grey, RGB or RGBA, 8-bit, 16-bit or float
@@ -642,10 +642,6 @@ def _refuse_existing_masks(out:Path, overwrite:bool):
                                      "written. Pass overwrite=True (command line: --overwrite) to replace masks with the "
                                      "same names, or choose a new output folder.")
 
-def _write_codes(names:list, path:Path):
-    "Write codes.txt atomically (one class name per line)."
-    atomic_write(Path(path), lambda p: p.write_text(''.join(f'{n}\n' for n in names)), overwrite=True)
-
 def _same_type(src, suffix:str) -> bool:
     "Whether an image file or embedded image bytes are already of the type `suffix` names."
     if not isinstance(src, (bytes, bytearray)): return Path(src).suffix.lower() == suffix.lower()
@@ -732,7 +728,7 @@ def _import_labels(labels_dir, images, out:Path, codes, overwrite:bool, progress
     for f, img in (progress_bar(pairs) if progress else pairs):
         _copy_image(img, out/'images'/img.name, overwrite)
         save_mask(masks[f], out/'masks'/f'{f.stem}.png', overwrite=overwrite)
-    _write_codes(codes.names, out/'codes.txt')
+    write_codes(codes.names, out/'codes.txt')
     return dict(images=len(pairs), objects=None, classes=list(codes.names), skipped_shapes=[])
 
 # %% ../nbs/06_masks.ipynb #3963db3b
@@ -794,7 +790,7 @@ def import_annotations(fmt:str,               # 'labelme', 'coco', 'cvat', 'via'
             skipped += [f'{ann.image}: {s}' for s in ann.skipped]
         if skipped: warnings.warn(f"{annotations}: {len(skipped)} shapes are not areas and were left out of the masks, "
                                   f"e.g. {skipped[0]}")
-        _write_codes(names, out/'codes.txt')
+        write_codes(names, out/'codes.txt')
         summary = dict(images=len(plan), objects=n_objects, classes=names, skipped_shapes=skipped)
     checked = check_dataset(out)
     return dict(format=fmt, out=str(out), **summary, class_fractions=checked.class_fractions)
@@ -935,8 +931,8 @@ def mask_problems(mask_path:str|Path,        # mask file to check
 
 # %% ../nbs/06_masks.ipynb #d7dbea06
 def _stem_files(folder:Path, exts):
-    return {p.stem: p for p in sorted(Path(folder).iterdir()) if p.is_file() and not p.name.startswith('.')
-            and p.suffix.lower() in exts} if Path(folder).is_dir() else {}
+    "stem -> first file with one of `exts` in `folder` ({} if it is not a folder)."
+    return {s: fs[0] for s, fs in files_by_stem(Path(folder), exts).items()} if Path(folder).is_dir() else {}
 
 def _dataset_parts(data_dir, codes):
     "(masks folder, images folder or None, codes) of a dataset folder or of a bare masks folder."
@@ -983,7 +979,7 @@ def fix_masks(data_dir:str|Path, # dataset folder or a folder of masks
         save_mask(mask, out/f'{stem}.png', overwrite=overwrite)
         fixable = sorted(kinds - {'empty', 'full'})
         rows.append(dict(mask=f.name, action='fixed' if fixable else 'copied', problems=', '.join(sorted(kinds)) or '-'))
-    if (masks_dir/'codes.txt').exists() or (masks_dir.parent/'codes.txt').exists(): _write_codes(codes.names, out/'codes.txt')
+    if (masks_dir/'codes.txt').exists() or (masks_dir.parent/'codes.txt').exists(): write_codes(codes.names, out/'codes.txt')
     return pd.DataFrame(rows, columns=['mask', 'action', 'problems'])
 
 # %% ../nbs/06_masks.ipynb #6a6e54f0
@@ -1051,7 +1047,7 @@ def convert_masks(masks_dir:str|Path,   # folder of masks (instance ids or class
         for v, c in zip(*np.unique(result if to != 'instances' else result > 0, return_counts=True)): pixels[int(v)] = pixels.get(int(v), 0) + int(c)
         if images_dir: _copy_image(image_files[f.stem], out/'images'/image_files[f.stem].name, overwrite)
     names = names or list(DEFAULT_CODES)
-    if to != 'instances': _write_codes(names, out/'codes.txt')
+    if to != 'instances': write_codes(names, out/'codes.txt')
     summary = dict(to=to, out=str(out), masks=len(files), objects=n_objects if counted else None,
                    touching_objects=n_touching if counted else None, classes=names)
     if images_dir: summary['class_fractions'] = check_dataset(out).class_fractions
@@ -1080,6 +1076,6 @@ def bootstrap_folder(images_dir:str|Path, # folder of images
         save_mask(semantic, out/'masks'/f'{f.stem}.png', overwrite=overwrite)
         save_instances(ids, out/'instances'/f'{f.stem}.png', overwrite)
         n_objects += int(ids.max()); fractions.append(float(semantic.mean()))
-    _write_codes(list(DEFAULT_CODES), out/'codes.txt')
+    write_codes(list(DEFAULT_CODES), out/'codes.txt')
     check_dataset(out)
     return dict(out=str(out), images=len(files), objects=n_objects, mean_foreground=round(float(np.mean(fractions)), 4))
