@@ -6,86 +6,91 @@ Docs: https://segment-lib.github.io/segment_lib/cli.html.md"""
 
 # %% ../nbs/12_cli.ipynb #e7c08338
 from __future__ import annotations
-import argparse, json, shutil, sys, time, warnings
+import argparse, importlib, inspect, json, shutil, sys, time, warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from fastcore.docments import docments
+
+from . import __version__
+from .data import UserError
+
 # %% auto #0
-__all__ = ['DEMO_MARKER', 'cmd_check', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_measure', 'cmd_import', 'cmd_convert',
-           'cmd_bootstrap', 'run_demo', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['USER_ERRORS', 'SHOW', 'COMMANDS', 'DEMO_MARKER', 'Command', 'evaluate_model', 'run_demo', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #6c36c336
-def _user_errors():
-    "The exception types that mean bad input, not a bug."
-    from segment_lib.data import DatasetError
-    errs = [DatasetError, FileExistsError, FileNotFoundError, ValueError]
-    try:
-        from segment_lib.learner import PretrainedWeightsUnavailable
-        errs.append(PretrainedWeightsUnavailable)
-    except ImportError: pass
-    return tuple(errs)
+USER_ERRORS = (UserError, FileExistsError, FileNotFoundError)   # bad input a user can fix: a message and exit code 2
 
 def _print_json(obj): print(json.dumps(obj, indent=2))
 
 # %% ../nbs/12_cli.ipynb #12c65363
-def cmd_check(args):
-    "Validate a dataset folder and print its summary."
-    from segment_lib.data import check_dataset, read_codes
-    summary = check_dataset(args.data, read_codes(args.codes) if args.codes else None, progress=True)
-    print(summary)
-    print("OK: no problems found.")
+@dataclass
+class Command:
+    "One subcommand: the library function it runs, and how that function's parameters appear on the command line."
+    func: str                  # 'module:function'; its signature and docments define the arguments
+    summary: str               # one line for `segment-lib --help`
+    names: dict = field(default_factory=dict)    # parameter -> name on the command line (`out_dir` -> `--out`)
+    options: tuple = ()        # required parameters given as `--name VALUE` rather than by position
+    choices: dict = field(default_factory=dict)  # parameter -> 'module:CONSTANT' holding the allowed values
+    fixed: dict = field(default_factory=dict)    # parameters the command sets itself (progress bars on)
+    extra: str|None = None     # 'module:function' whose parameters `func` passes on through **kwargs
+    show: str = 'json'         # how the result is printed: a key of `SHOW`
 
-def cmd_train(args):
-    "Train a model and write MODEL/model.pkl and MODEL/report.json."
-    from segment_lib.learner import train
-    report = train(args.data, args.out, arch=args.arch, epochs=args.epochs, lr=args.lr, bs=args.bs, size=args.size,
-                   valid_pct=args.valid_pct, seed=args.seed, loss=args.loss, pretrained=not args.no_pretrained,
-                   weights=args.weights, base_width=args.base_width, depth=args.depth, overwrite=args.overwrite)
-    print(f"model written to {Path(args.out)/'model.pkl'} ({report['seconds']} s)")
-    _print_json(report['final'])
-
-def cmd_evaluate(args):
-    "Score a model on a dataset folder."
-    from segment_lib.learner import load_model, evaluate
-    from segment_lib.data import atomic_write
-    if args.out and Path(args.out).exists() and not args.overwrite:
-        raise FileExistsError(f"{args.out}: already exists and was left untouched. Pass --overwrite to replace it.")
-    res = evaluate(load_model(args.model), args.data)
-    _print_json(res)
-    if args.out:
-        atomic_write(Path(args.out), lambda tmp: tmp.write_text(json.dumps(res, indent=2)), overwrite=True)
-        print(f"written to {args.out}")
+def _load(ref:str): # 'module:name'
+    "The object `name` of `module`, imported only now."
+    module, name = ref.split(':')
+    return getattr(importlib.import_module(module), name)
 
 # %% ../nbs/12_cli.ipynb #144bcec1
-def cmd_predict(args):
-    "Predict masks and confidence maps for a folder of images."
-    from segment_lib.inference import predict_folder
-    written = predict_folder(args.model, args.images, args.out, overwrite=args.overwrite)
-    print(f"{len(written)} masks written to {Path(args.out)/'masks'}")
+def _show_check(summary, args): print(summary); print("OK: no problems found.")
+def _show_train(report, args): print(f"model written to {Path(args['out'])/'model.pkl'} ({report['seconds']} s)"); _print_json(report['final'])
+def _show_predict(written, args): print(f"{len(written)} masks written to {Path(args['out_dir'])/'masks'}")
+def _show_measure(summary, args): print(summary.to_string()); print(f"objects written to {args['out_csv']}")
 
-def cmd_measure(args):
-    "Measure the objects in a folder of masks."
-    from segment_lib.measure import measure_folder
-    summary = measure_folder(args.masks, args.out, pixel_size=args.pixel_size, unit=args.unit, images_dir=args.images,
-                             overwrite=args.overwrite, class_index=args.class_index, min_size=args.min_size,
-                             split_touching=args.split_touching, exclude_border=args.exclude_border)
-    print(summary.to_string() if hasattr(summary, 'to_string') else summary)
-    print(f"objects written to {args.out}")
+SHOW = dict(json=lambda result, args: _print_json(result), none=lambda result, args: None,
+            check=_show_check, train=_show_train, predict=_show_predict, measure=_show_measure)
 
-def cmd_import(args):
-    "Turn annotation-tool exports into a dataset folder."
-    from segment_lib.masks import import_annotations
-    _print_json(import_annotations(args.format, args.annotations, args.images, args.out, codes=args.codes,
-                                   overwrite=args.overwrite, class_key=args.class_key))
+def evaluate_model(model:str,            # model.pkl written by `train`, or the folder holding it
+                   data:str,             # dataset folder with images/ and masks/ to score
+                   out:str|None=None,    # also write the scores to this JSON file
+                   overwrite:bool=False, # replace an existing --out file
+                  ) -> dict:
+    "Score a trained model on a dataset folder: per-class Dice, IoU, precision, recall and pixel accuracy."
+    from segment_lib.learner import load_model, evaluate
+    from segment_lib.data import atomic_write
+    if out and Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists and was left untouched. Pass --overwrite to replace it.")
+    res = evaluate(load_model(model), data)
+    if out: atomic_write(Path(out), lambda tmp: tmp.write_text(json.dumps(res, indent=2)), overwrite=True)
+    return res
 
-def cmd_convert(args):
-    "Convert a folder of masks between semantic, three-class and instance encodings."
-    from segment_lib.masks import convert_masks
-    _print_json(convert_masks(args.masks, args.to, args.out, overwrite=args.overwrite))
-
-def cmd_bootstrap(args):
-    "Write classical first-guess masks for a folder of images."
-    from segment_lib.masks import bootstrap_folder
-    _print_json(bootstrap_folder(args.images, args.out, overwrite=args.overwrite))
+# %% ../nbs/12_cli.ipynb #e46294da
+COMMANDS = {
+    'check': Command('segment_lib.data:check_dataset', 'validate a dataset folder and summarise it',
+                     names=dict(data_dir='data'), fixed=dict(progress=True), show='check'),
+    'train': Command('segment_lib.learner:train', 'train a model: MODEL/model.pkl and MODEL/report.json',
+                     names=dict(data_dir='data'), options=('out',), fixed=dict(show_progress=True), show='train',
+                     choices=dict(arch='segment_lib.learner:ARCHS', loss='segment_lib.learner:LOSSES')),
+    'evaluate': Command('segment_lib.cli:evaluate_model', 'score a model on a dataset folder'),
+    'predict': Command('segment_lib.inference:predict_folder', 'masks and confidence maps for a folder of images',
+                       names=dict(images_dir='images', out_dir='out'), options=('out_dir',), fixed=dict(progress=True),
+                       show='predict'),
+    'measure': Command('segment_lib.measure:measure_folder', 'measure the objects of a folder of masks into one CSV',
+                       names=dict(masks_dir='masks', out_csv='out', images_dir='images'), options=('out_csv',),
+                       fixed=dict(progress=True), show='measure'),
+    'import': Command('segment_lib.annotations:import_annotations', 'annotation-tool exports -> a dataset folder',
+                      names=dict(fmt='format'), options=('images', 'out'), fixed=dict(progress=True),
+                      choices=dict(fmt='segment_lib.annotations:IMPORT_FORMATS')),
+    'convert': Command('segment_lib.instances:convert_masks', 'masks -> semantic, three-class or instance masks',
+                       names=dict(masks_dir='masks'), options=('to', 'out'), fixed=dict(progress=True),
+                       choices=dict(to='segment_lib.instances:CONVERSIONS')),
+    'bootstrap': Command('segment_lib.bootstrap:bootstrap_folder', 'classical first-guess masks to start annotating from',
+                         names=dict(images_dir='images'), options=('out',), fixed=dict(progress=True),
+                         extra='segment_lib.bootstrap:bootstrap_mask'),
+    'demo': Command('segment_lib.cli:run_demo', 'the whole workflow on generated data, on the CPU, in about a minute',
+                    fixed=dict(show_progress=True), show='none',
+                    choices=dict(kind='segment_lib.synthetic:COURSE_DATASETS')),
+}
 
 # %% ../nbs/12_cli.ipynb #819cbbee
 DEMO_MARKER = '.segment-lib-demo'
@@ -118,7 +123,8 @@ def run_demo(out:str|Path='demo-output', # output folder
     from segment_lib.data import find_pairs, read_image, read_mask, read_mask_array
     from segment_lib.learner import train, load_model, evaluate
     from segment_lib.inference import predict_folder, predict_image, show_predictions
-    from segment_lib.measure import measure_folder, label_objects
+    from segment_lib.measure import measure_folder
+    from segment_lib.instances import label_objects
     out, t0, timings = Path(out), time.time(), {}
     _prepare_demo_dir(out)
     print(f"1/5 building the '{kind}' course dataset ({n_train} + {n_heldout} held-out images, {size} px)")
@@ -155,99 +161,66 @@ def run_demo(out:str|Path='demo-output', # output folder
           f"total {metrics['timings_s']['total']} s; results in {out}/")
     return metrics
 
-# %% ../nbs/12_cli.ipynb #f5cc8b73
-def cmd_demo(args):
-    "Run the demo."
-    run_demo(args.out, kind=args.kind, epochs=args.epochs, seed=args.seed)
-
 # %% ../nbs/12_cli.ipynb #919faee0
-def build_parser() -> argparse.ArgumentParser:
-    "The `segment-lib` argument parser."
-    p = argparse.ArgumentParser(prog='segment-lib', description="Image segmentation with fastai: check, train, evaluate, "
-                                "predict, measure, import, convert, bootstrap, demo.")
+_TYPES = dict(int=int, float=float, Codes=lambda path: _load('segment_lib.data:read_codes')(path))
+
+def _arg_type(anno) -> callable:
+    "The converter for a parameter annotated like 'int|None', 'str|Path' or 'Codes|None' (str when unsure)."
+    names = [a.strip() for a in str(anno).split('|')] if anno is not inspect.Parameter.empty else []
+    return next((_TYPES[a] for a in names if a in _TYPES), str)
+
+def _add_arguments(parser, cmd:Command, func, skip=(), extra=False):
+    "Add one argument per parameter of `func`, from its signature and docments."
+    for name, d in docments(func, full=True).items():
+        if name in ('return', *skip, *cmd.fixed) or d['kind'] in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL): continue
+        shown, default, anno = cmd.names.get(name, name), d['default'], d['anno']
+        helptext = (d['docment'] or '').replace('%', '%%')
+        kw = dict(dest=name, help=helptext)
+        if name in cmd.choices: kw['choices'] = list(_load(cmd.choices[name]))
+        if default is inspect.Parameter.empty and not extra:
+            if name in cmd.options: parser.add_argument(f"--{shown.replace('_', '-')}", required=True, type=_arg_type(anno),
+                                                        **({'metavar': shown.upper()} if 'choices' not in kw else {}), **kw)
+            else: parser.add_argument(name, metavar=shown.upper(), type=_arg_type(anno), **{k: v for k, v in kw.items() if k != 'dest'})
+        elif anno == 'bool' or isinstance(default, bool):
+            flag = f"--{shown.replace('_', '-')}" if not default else f"--no-{shown.replace('_', '-')}"
+            parser.add_argument(flag, action='store_false' if default else 'store_true',
+                                help=f"{helptext} (default: {'on' if default else 'off'})", dest=name,
+                                **({'default': argparse.SUPPRESS} if extra else {}))
+        else:
+            if default is not None: kw['help'] = f"{helptext} (default: {default})"
+            elif 'default' not in helptext: kw['help'] = f"{helptext} (default: not set)"
+            if 'choices' not in kw: kw['metavar'] = shown.upper()
+            parser.add_argument(f"--{shown.replace('_', '-')}", type=_arg_type(anno), default=argparse.SUPPRESS if extra else default, **kw)
+
+def build_parser(command:str|None=None, # the subcommand to build in full; the others get a one-line stub
+                ) -> argparse.ArgumentParser:
+    "The `segment-lib` parser, its arguments read from each function's signature and docments."
+    p = argparse.ArgumentParser(prog='segment-lib', description="Image segmentation with fastai: a course in notebooks and "
+                                "the library you keep using on your own micrographs.")
+    p.add_argument('--version', action='version', version=f'segment-lib {__version__}')
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    s = sub.add_parser('check', help='validate a dataset folder and print a summary')
-    s.add_argument('data', help='dataset folder holding images/ and masks/ (same stems), optional codes.txt')
-    s.add_argument('--codes', help='codes file to use instead of DATA/codes.txt')
-    s.set_defaults(func=cmd_check)
-    s = sub.add_parser('train', help='train a model on a dataset folder')
-    s.add_argument('data', help='dataset folder')
-    s.add_argument('--out', required=True, help='output folder for model.pkl and report.json')
-    s.add_argument('--arch', default='unet', help="'unet' (ours, fast on CPU) or a ResNet: resnet18, resnet34, ...")
-    s.add_argument('--epochs', type=int, default=10)
-    s.add_argument('--lr', type=float, default=None, help='peak learning rate (default 3e-3 ours, 1e-3 ResNet)')
-    s.add_argument('--bs', type=int, default=8, help='batch size')
-    s.add_argument('--size', type=int, default=None, help='resize images to SIZE x SIZE (needed when sizes differ)')
-    s.add_argument('--valid-pct', type=float, default=0.2, help='fraction held out for validation')
-    s.add_argument('--seed', type=int, default=42)
-    s.add_argument('--loss', default='ce+dice', choices=['ce', 'dice', 'ce+dice', 'focal'])
-    s.add_argument('--no-pretrained', action='store_true', help='ResNet: train from scratch (no ImageNet download)')
-    s.add_argument('--weights', default=None, help='ResNet: local torchvision ImageNet weights file (.pth)')
-    s.add_argument('--base-width', type=int, default=16, help='our U-Net: channels of the first level')
-    s.add_argument('--depth', type=int, default=4, help='our U-Net: number of poolings')
-    s.add_argument('--overwrite', action='store_true', help='replace a model already in --out')
-    s.set_defaults(func=cmd_train)
-    s = sub.add_parser('evaluate', help='score a model on a dataset folder')
-    s.add_argument('model', help='model.pkl, or the folder holding it')
-    s.add_argument('data', help='dataset folder with masks')
-    s.add_argument('--out', help='also write the scores to this JSON file')
-    s.add_argument('--overwrite', action='store_true', help='replace an existing --out file')
-    s.set_defaults(func=cmd_evaluate)
-    s = sub.add_parser('predict', help='predict masks and confidence maps for a folder of images')
-    s.add_argument('model', help='model.pkl, or the folder holding it')
-    s.add_argument('images', help='folder of images')
-    s.add_argument('--out', required=True, help='output folder (masks/ and confidence/ are written there)')
-    s.add_argument('--overwrite', action='store_true', help='replace masks already in --out')
-    s.set_defaults(func=cmd_predict)
-    s = sub.add_parser('measure', help='measure the objects in a folder of masks')
-    s.add_argument('masks', help='folder of masks (semantic or instance ids)')
-    s.add_argument('--out', required=True, help='CSV file, one row per object')
-    s.add_argument('--pixel-size', type=float, default=1.0, help='size of one pixel in UNIT')
-    s.add_argument('--unit', default='px', help="unit of --pixel-size, e.g. 'um'")
-    s.add_argument('--images', default=None, help='folder of the matching images (adds mean intensity)')
-    s.add_argument('--class-index', type=int, default=None, help='multi-class masks: measure the objects of this class')
-    s.add_argument('--min-size', type=int, default=0, help='drop objects smaller than this many pixels')
-    s.add_argument('--split-touching', action='store_true', help='split touching round objects (distance-transform watershed)')
-    s.add_argument('--exclude-border', action='store_true', help='leave objects touching the image edge out of the summary')
-    s.add_argument('--overwrite', action='store_true', help='replace an existing CSV')
-    s.set_defaults(func=cmd_measure)
-    s = sub.add_parser('import', help='turn annotation-tool exports into a dataset folder')
-    s.add_argument('format', choices=['labelme', 'coco', 'cvat', 'via', 'labels'])
-    s.add_argument('annotations', help='annotation file or folder')
-    s.add_argument('--images', required=True, help='folder of the annotated images')
-    s.add_argument('--out', required=True, help='dataset folder to write')
-    s.add_argument('--codes', default=None, help='codes file (class names, line i = value i)')
-    s.add_argument('--class-key', default=None, help='VIA: the region attribute that holds the class name')
-    s.add_argument('--overwrite', action='store_true', help='write into a folder that already holds masks')
-    s.set_defaults(func=cmd_import)
-    s = sub.add_parser('convert', help='convert masks: semantic, three-class (with boundaries) or instance ids')
-    s.add_argument('masks', help='folder of masks')
-    s.add_argument('--to', required=True, choices=['semantic', 'three-class', 'instances'])
-    s.add_argument('--out', required=True, help='output folder')
-    s.add_argument('--overwrite', action='store_true', help='write into a folder that already holds masks')
-    s.set_defaults(func=cmd_convert)
-    s = sub.add_parser('bootstrap', help='classical first-guess masks to start annotating from')
-    s.add_argument('images', help='folder of images')
-    s.add_argument('--out', required=True, help='dataset folder to write (images/ and masks/)')
-    s.add_argument('--overwrite', action='store_true', help='write into a folder that already holds masks')
-    s.set_defaults(func=cmd_bootstrap)
-    s = sub.add_parser('demo', help='the whole course on generated data, on the CPU, in a few minutes')
-    s.add_argument('--out', default='demo-output', help='output folder (replaced if an earlier demo wrote it)')
-    s.add_argument('--kind', default='cells', choices=['cells', 'crystals', 'cracks'])
-    s.add_argument('--epochs', type=int, default=12)
-    s.add_argument('--seed', type=int, default=42)
-    s.set_defaults(func=cmd_demo)
+    for name, cmd in COMMANDS.items():
+        if name != command: sub.add_parser(name, help=cmd.summary); continue
+        func = _load(cmd.func)
+        s = sub.add_parser(name, help=cmd.summary, description=inspect.getdoc(func))
+        _add_arguments(s, cmd, func)
+        if cmd.extra: _add_arguments(s, cmd, _load(cmd.extra), skip=('image',), extra=True)
     return p
 
+# %% ../nbs/12_cli.ipynb #aa9ab03f
 def main(argv:list|None=None, # arguments (default: sys.argv[1:])
         ) -> int:
     "Entry point of the `segment-lib` command; returns the exit code."
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     # Deprecation notices from inside torch/fastai/pandas mean nothing to a user of the command.
     for category in (FutureWarning, DeprecationWarning): warnings.filterwarnings('ignore', category=category)
-    warnings.filterwarnings('ignore', message='.*mode.chained_assignment.*')
-    try: args.func(args)
-    except _user_errors() as e:
-        print(f"segment-lib {args.command}: error: {e}", file=sys.stderr)
+    command = next((a for a in argv if not a.startswith('-')), None)
+    args = vars(build_parser(command if command in COMMANDS else None).parse_args(argv))
+    name = args.pop('command')
+    cmd = COMMANDS[name]
+    try: result = _load(cmd.func)(**args, **cmd.fixed)
+    except USER_ERRORS as e:
+        print(f"segment-lib {name}: error: {e}", file=sys.stderr)
         return 2
+    SHOW[cmd.show](result, args)
     return 0

@@ -6,7 +6,7 @@ Docs: https://segment-lib.github.io/segment_lib/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #9f8767d4
 from __future__ import annotations
-import os, tempfile
+import io, os, shutil, tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,22 +14,26 @@ from pathlib import Path
 import numpy as np
 import tifffile
 from PIL import Image
-from fastai.vision.all import (DataBlock, TransformBlock, RandomSplitter, PILImage, PILMask, TensorMask,
-                               AddMaskCodes, Resize, aug_transforms, Normalize, imagenet_stats, IntToFloatTensor)
+from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'MASK_EXTS', 'DEFAULT_CODES', 'DatasetError', 'read_image', 'image_to_rgb', 'Codes', 'read_codes',
-           'dataset_codes', 'read_mask_array', 'decode_mask', 'read_mask', 'atomic_write', 'save_image', 'save_mask',
-           'write_codes', 'files_by_stem', 'find_pairs', 'folder_files', 'DatasetSummary', 'check_dataset',
-           'ImageReader', 'MaskReader', 'MaskPath', 'segmentation_datablock', 'segmentation_dls']
+__all__ = ['IMAGE_EXTS', 'MASK_EXTS', 'DEFAULT_CODES', 'MASK_FIXES', 'UserError', 'DatasetError', 'read_image', 'stretch_to_unit',
+           'image_to_rgb', 'image_to_grey', 'Codes', 'read_codes', 'dataset_codes', 'as_codes', 'read_mask_array',
+           'decode_mask', 'read_mask', 'atomic_write', 'save_image', 'save_mask', 'write_codes', 'files_by_stem',
+           'find_pairs', 'dataset_folder', 'folder_files', 'image_size', 'refuse_existing_masks', 'copy_image',
+           'Problem', 'inspect_mask', 'DatasetSummary', 'check_dataset']
 
 # %% ../nbs/00_data.ipynb #3a26799d
 IMAGE_EXTS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')  # image files we read
 MASK_EXTS = ('.png', '.tif', '.tiff')                    # lossless mask files we read
 DEFAULT_CODES = ('background', 'object')                 # class names when a dataset has no codes.txt
 
-class DatasetError(ValueError):
-    "A problem with a dataset: the message names the file, what was found and how to fix it."
+class UserError(ValueError):
+    "Bad input a user can fix (a file, a folder, an argument): the command line prints the message and exits with code 2."
+
+class DatasetError(UserError):
+    "A problem with a dataset: the message names the file, what was found and how to fix it; `kind` names the fault."
+    def __init__(self, message:str, kind:str='dataset'): super().__init__(message); self.kind = kind
 
 # %% ../nbs/00_data.ipynb #3fec758a
 def _is_tiff(path): return Path(path).suffix.lower() in ('.tif', '.tiff')
@@ -68,24 +72,43 @@ def read_image(path:str|Path, # image file: png, tif/tiff or jpg
     return _read_pixels(path, keep_palette=False)
 
 # %% ../nbs/00_data.ipynb #a6371231
+def _drop_alpha(arr:np.ndarray) -> np.ndarray:
+    "HxW or HxWx3: a single channel squeezed, grey+alpha and RGBA without their alpha."
+    if arr.ndim == 3 and arr.shape[-1] in (1, 2): return arr[..., 0]
+    if arr.ndim == 3 and arr.shape[-1] == 4: return arr[..., :3]
+    return arr
+
+def stretch_to_unit(arr:np.ndarray, # image values of any type
+                    low:float=0.1,   # percentile mapped to 0 for images deeper than 8 bits
+                    high:float=99.9, # percentile mapped to 1 for images deeper than 8 bits
+                   ) -> np.ndarray:
+    "Float values in [0, 1]: 8-bit / 255, float in [0, 1] kept, deeper images stretched between two percentiles."
+    arr = np.asarray(arr)
+    if arr.dtype == bool: return arr.astype(np.float64)
+    if arr.dtype == np.uint8: return arr / 255.
+    arr = arr.astype(np.float64)
+    if arr.size == 0 or (arr.dtype.kind == 'f' and arr.min() >= 0 and arr.max() <= 1): return arr
+    lo, hi = np.percentile(arr, [low, high])
+    return np.clip((arr - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(arr)
+
 def image_to_rgb(arr:np.ndarray, # image as read by `read_image`
                  low:float=0.1,   # percentile mapped to 0 for images deeper than 8 bits
                  high:float=99.9, # percentile mapped to 255 for images deeper than 8 bits
                 ) -> np.ndarray:
-    "Convert any supported image array to uint8 HxWx3."
-    arr = np.asarray(arr)
-    if arr.ndim == 3 and arr.shape[-1] == 1: arr = arr[..., 0]
-    if arr.ndim == 3 and arr.shape[-1] == 2: arr = arr[..., 0]          # grey + alpha
-    if arr.ndim == 3 and arr.shape[-1] == 4: arr = arr[..., :3]         # RGBA: drop alpha
-    if arr.dtype == bool: arr = arr.astype(np.uint8) * 255
-    if arr.dtype != np.uint8:
-        arr = arr.astype(np.float32)
-        lo, hi = np.percentile(arr, [low, high])
-        if hi <= lo: hi = lo + 1
-        arr = (np.clip((arr - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+    "Convert any supported image array to uint8 HxWx3: what networks see and what figures show."
+    arr = _drop_alpha(np.asarray(arr))
+    if arr.dtype != np.uint8: arr = (stretch_to_unit(arr, low, high) * 255).round().astype(np.uint8)
     if arr.ndim == 2: arr = np.repeat(arr[..., None], 3, axis=-1)
     if arr.ndim != 3 or arr.shape[-1] != 3: raise ValueError(f"image_to_rgb: cannot convert an array of shape {arr.shape}")
     return np.ascontiguousarray(arr)
+
+def image_to_grey(image:np.ndarray, # HxW or HxWxC image: grey, RGB or RGBA, 8-bit, 16-bit or float
+                 ) -> np.ndarray:
+    "Float grey image in [0, 1] by the same rule as `image_to_rgb`; colour becomes luminance (ITU-R 709 weights)."
+    arr = stretch_to_unit(_drop_alpha(np.asarray(image)))
+    if arr.ndim == 3 and arr.shape[-1] == 3: arr = arr @ np.array([0.2125, 0.7154, 0.0721])   # skimage's rgb2gray
+    if arr.ndim != 2: raise ValueError(f"image_to_grey: expected HxW or HxWxC (C <= 4), got shape {np.shape(image)}")
+    return arr
 
 # %% ../nbs/00_data.ipynb #b14c11c4
 @dataclass
@@ -122,6 +145,14 @@ def dataset_codes(data_dir:str|Path, # dataset folder
     p = Path(data_dir)/'codes.txt'
     return read_codes(p) if p.exists() else Codes(list(DEFAULT_CODES))
 
+def as_codes(codes=None, # `Codes`, a codes.txt path, a list of class names, or None for the binary default
+            ) -> Codes:
+    "`Codes` from any of the ways people give classes."
+    if codes is None: return Codes(list(DEFAULT_CODES))
+    if isinstance(codes, Codes): return codes
+    if isinstance(codes, (str, Path)): return read_codes(codes)
+    return Codes([str(c) for c in codes])
+
 # %% ../nbs/00_data.ipynb #b23b2d10
 def read_mask_array(path:str|Path, # mask file: png, tif or tiff
                    ) -> np.ndarray:
@@ -136,25 +167,51 @@ def _value_list(values, limit=8):
     vals = [int(v) for v in values]
     return ', '.join(map(str, vals[:limit])) + (f', ... ({len(vals)} values)' if len(vals) > limit else '')
 
+def _outside_codes_error(arr:np.ndarray, codes:Codes, name:str, palette:bool) -> DatasetError:
+    "The error for values that are not classes, with its diagnosis: anti-aliased edges, 8-bit instance ids or missing classes."
+    n = len(codes)
+    values, counts = np.unique(arr, return_counts=True)
+    main = values[np.argsort(counts)[::-1][:n]]                  # the n most common values: the classes as stored
+    between = ~np.isin(arr, main)
+    at_edge = between & (ndi.maximum_filter(arr, 3) != ndi.minimum_filter(arr, 3))
+    if between.any() and at_edge.sum() > 0.5 * between.sum():     # in-between values in thin bands along edges
+        eg = _value_list(np.unique(arr[between]), 6)
+        return DatasetError(f"{name}: {between.sum()} pixels ({between.mean():.1%}) hold in-between values ({eg}) along object "
+                            "edges: an anti-aliased mask, resized or smoothed with interpolation. Re-export it with "
+                            f"nearest-neighbour resizing, or repair it with snap_to_codes(mask, {n}) (segment_lib.mask_qa), "
+                            "which gives each pixel the nearest class.", 'antialiased')
+    nonzero = values[values > 0]
+    if n == 2 and not palette and arr.dtype.kind in 'iu' and len(nonzero) >= 2 and all(ndi.label(arr == v, np.ones((3, 3)))[1] == 1 for v in nonzero):
+        return DatasetError(f"{name}: {len(nonzero)} values, each filling one region: this looks like instance ids (one per "
+                            "object) in an 8-bit file. instances_to_semantic(mask) (segment_lib.instances) gives the object "
+                            "mask; save ids 16-bit (save_mask(ids, path, instances=True)) so they read as objects. If the "
+                            "values are classes, list them in codes.txt.", 'instance_ids')
+    return DatasetError(f"{name}: found value{'s' if len(values[values >= n]) > 1 else ''} "
+                        f"{_value_list(values[values >= n])} outside the codes ({n} classes, values 0..{n - 1}: "
+                        f"{', '.join(codes.names)}). Add the missing classes to codes.txt, or remap the values; instance ids "
+                        "belong in a 16-bit file.", 'outside_codes')
+
 def decode_mask(arr:np.ndarray,   # stored mask values, as from `read_mask_array`
                 codes:Codes|None=None, # class names (and colours); binary default if None
                 name:str='mask',  # file name used in error messages
                 palette:bool=False, # the values are palette indices
                ) -> tuple:
-    "Class-index mask (uint8) and the name of the encoding found."
+    "Class-index mask (uint8) and the name of the encoding found; a `DatasetError` (with its `kind`) when none fits."
     codes = codes or Codes(list(DEFAULT_CODES))
     n = len(codes)
     if arr.ndim == 3:
         if not codes.colors:
             raise DatasetError(f"{name}: found an RGB colour mask but the codes have no colours. Add 'name r g b' lines "
-                               "to codes.txt, one per class, e.g. 'background 0 0 0'.")
+                               "to codes.txt, one per class, e.g. 'background 0 0 0'.", 'rgb')
         out = np.full(arr.shape[:2], 255, np.uint8)
         for i, c in enumerate(codes.colors): out[(arr == np.array(c, arr.dtype)).all(-1)] = i
         if (out == 255).any():
-            bad = np.unique(arr[out == 255].reshape(-1, 3), axis=0)
-            raise DatasetError(f"{name}: found {len(bad)} colours not in the codes, e.g. {tuple(int(v) for v in bad[0])}. "
-                               "Masks saved as JPEG or resized smoothly get such colours: re-export the mask losslessly "
-                               "(PNG) or add the colour to codes.txt.")
+            off = out == 255
+            bad = np.unique(arr[off].reshape(-1, 3), axis=0)
+            raise DatasetError(f"{name}: {off.sum()} pixels ({off.mean():.1%}) have {len(bad)} colours that are not in the "
+                               f"codes, e.g. {tuple(int(v) for v in bad[0])}: JPEG compression or smooth resizing. Re-export "
+                               "the mask losslessly (PNG), add the colour to codes.txt, or repair it with "
+                               "fix_jpeg_rgb_mask(mask, codes.colors) (segment_lib.mask_qa).", 'off_palette')
         return out, 'rgb'
     if codes.colors and arr.ndim == 2 and not palette and arr.size and arr.max() >= n:
         # a colour mask whose colours are all grey was stored (or read) as one plane: decode it by colour
@@ -162,19 +219,22 @@ def decode_mask(arr:np.ndarray,   # stored mask values, as from `read_mask_array
     if arr.dtype.kind == 'f':
         if not np.array_equal(arr, np.round(arr)):
             raise DatasetError(f"{name}: found fractional mask values; masks must hold whole class numbers. Threshold "
-                               "or round the mask before saving.")
+                               "or round the mask before saving.", 'fractional')
         arr = arr.astype(np.int64)
     values = np.unique(arr)
-    if values.min() < 0: raise DatasetError(f"{name}: found negative values ({_value_list(values)}); masks hold class "
-                                             "numbers 0..n-1 or instance ids >= 0.")
+    if values.min() < 0: raise DatasetError(f"{name}: found negative values ({_value_list(values[values < 0])}); masks hold "
+                                             "class numbers 0..n-1 or instance ids >= 0.", 'negative')
     if values.max() < n: return arr.astype(np.uint8), ('palette' if palette else 'index')
     if n == 2 and set(values.tolist()) <= {0, 255}: return (arr == 255).astype(np.uint8), '0/255'
     if arr.dtype.itemsize >= 2 and n == 2 and not palette: return (arr > 0).astype(np.uint8), 'instance'
-    hint = ("It looks like a 0/255 mask with grey (anti-aliased) edges from smooth resizing: threshold it at 128 or "
-            "re-export with nearest-neighbour resizing." if n == 2 and 255 in values else
-            f"Values must be 0..{n-1} for the {n} classes in the codes ({', '.join(codes.names)}): fix codes.txt, or "
-            "save instance ids as 16-bit.")
-    raise DatasetError(f"{name}: found values {_value_list(values)} outside the codes. {hint}")
+    raise _outside_codes_error(arr, codes, name, palette)
+
+def _is_palette(path:Path) -> bool:
+    "Whether a (non-TIFF) mask file stores palette indices."
+    if _is_tiff(path): return False
+    try:
+        with Image.open(path) as im: return im.mode == 'P'
+    except Exception: return False
 
 def read_mask(path:str|Path,         # mask file: png, tif or tiff
               codes:Codes|None=None,  # class names (and colours); binary default if None
@@ -183,13 +243,8 @@ def read_mask(path:str|Path,         # mask file: png, tif or tiff
     path = Path(path)
     if path.suffix.lower() not in MASK_EXTS:
         raise DatasetError(f"{path}: masks must be lossless ({', '.join(MASK_EXTS)}); found {path.suffix}. JPEG "
-                           "changes class values at edges: export the mask as PNG or TIFF.")
-    palette = False
-    if not _is_tiff(path):
-        try:
-            with Image.open(path) as im: palette = im.mode == 'P'
-        except Exception: pass
-    return decode_mask(read_mask_array(path), codes, name=str(path), palette=palette)[0]
+                           "changes class values at edges: export the mask as PNG or TIFF.", 'jpeg')
+    return decode_mask(read_mask_array(path), codes, name=str(path), palette=_is_palette(path))[0]
 
 # %% ../nbs/00_data.ipynb #cccc94f3
 def _umask() -> int:
@@ -260,11 +315,12 @@ def write_codes(codes:Codes|list, # class names, or `Codes` with colours
     return atomic_write(path, lambda tmp: tmp.write_text(''.join(f'{line}\n' for line in lines)), overwrite)
 
 # %% ../nbs/00_data.ipynb #6db4e650
-def files_by_stem(folder:Path, # folder to list
-                  exts:tuple,   # file extensions to keep, lower case with the dot
+def files_by_stem(folder:str|Path, # folder to list (a missing folder lists nothing)
+                  exts:tuple,      # file extensions to keep, lower case with the dot
                  ) -> dict:
-    "Map stem -> files in `folder` with one of `exts` (hidden files skipped)."
-    found = {}
+    "Map stem -> files in `folder` with one of `exts`, sorted (hidden files and sub-folders skipped): the one folder lister."
+    found, folder = {}, Path(folder)
+    if not folder.is_dir(): return found
     for f in sorted(folder.iterdir()):
         if f.is_file() and not f.name.startswith('.') and f.suffix.lower() in exts: found.setdefault(f.stem, []).append(f)
     return found
@@ -281,21 +337,115 @@ def find_pairs(data_dir:str|Path, # dataset folder holding images/ and masks/
     return [(imgs[s][0], msks[s][0]) for s in sorted(imgs) if s in msks]
 
 # %% ../nbs/00_data.ipynb #232e9e86
-def folder_files(folder:str|Path, # folder of images or masks
+def dataset_folder(folder:str|Path, # a folder of images or masks, or the dataset folder that holds it
+                   what:str='image', # 'image' or 'mask': the files wanted
+                  ) -> Path:
+    "The folder that holds the files: `folder` itself, or its `images/` or `masks/` when given a dataset folder."
+    folder = Path(folder)
+    return folder/f'{what}s' if (folder/f'{what}s').is_dir() else folder
+
+def folder_files(folder:str|Path, # folder of images or masks, or the dataset folder holding images/ and masks/
                  exts:tuple,      # extensions to keep, e.g. `IMAGE_EXTS`
                  what:str='image', # what the files are, for messages: 'image' or 'mask'
                 ) -> dict:
     "stem -> file for a folder that must hold exactly one file per stem, with clear errors otherwise."
-    folder = Path(folder)
+    folder = dataset_folder(folder, what)
     if not folder.is_dir(): raise DatasetError(f"{folder}: not a folder. Give the folder that holds the {what}s.")
     by_stem = files_by_stem(folder, exts)
     if not by_stem: raise DatasetError(f"{folder}: no {what} files ({', '.join(exts)}) found; hidden files and sub-folders "
-                                       f"are skipped. Give the folder that holds the {what}s themselves.")
+                                       f"are skipped. Give the folder that holds the {what}s, or the dataset folder above it.")
     repeated = [files for files in by_stem.values() if len(files) > 1]
     if repeated: raise DatasetError(f"{folder}: {len(repeated)} stems have several {what}s, e.g. "
                                     f"{', '.join(f.name for f in repeated[0])}; outputs are named by stem, so keep one "
                                     "file per stem.")
     return {stem: files[0] for stem, files in by_stem.items()}
+
+# %% ../nbs/00_data.ipynb #486265f5
+def image_size(src, # image file, or image file bytes (e.g. embedded in an annotation)
+              ) -> tuple:
+    "(height, width) of an image from its header when Pillow can read it, else by reading the pixels."
+    try:
+        with Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src) as im: return im.size[::-1]
+    except Exception:
+        if isinstance(src, (bytes, bytearray)): raise DatasetError("embedded image data could not be read") from None
+        return read_image(src).shape[:2]
+
+def refuse_existing_masks(out:str|Path,  # dataset folder about to be written
+                          overwrite:bool, # True: writing over masks with the same names is allowed
+                         ):
+    "Stop before writing into a dataset folder that already holds masks (a person may have corrected them), unless asked."
+    if overwrite: return
+    for sub in ('masks', 'instances'):
+        found = [f for fs in files_by_stem(Path(out)/sub, MASK_EXTS).values() for f in fs]
+        if found: raise DatasetError(f"{Path(out)/sub}: already holds {len(found)} masks (e.g. {found[0].name}); nothing was "
+                                     "written. Pass overwrite=True (command line: --overwrite) to replace masks with the "
+                                     "same names, or choose a new output folder.", 'exists')
+
+def _same_type(src, suffix:str) -> bool:
+    "Whether an image file or embedded image bytes are already of the type `suffix` names."
+    if not isinstance(src, (bytes, bytearray)): return Path(src).suffix.lower() == suffix.lower()
+    with Image.open(io.BytesIO(src)) as im: fmt = im.format
+    return suffix.lower() in {'PNG': ('.png',), 'JPEG': ('.jpg', '.jpeg'), 'TIFF': ('.tif', '.tiff')}.get(fmt, ())
+
+def copy_image(src,               # image file, or image file bytes
+               dest:str|Path,     # destination file; its extension decides the type
+               overwrite:bool=False, # replace an existing file?
+              ) -> Path:
+    "Copy an image into a dataset folder atomically, converted if its type differs; nothing to do when `dest` is `src`."
+    dest = Path(dest)
+    if isinstance(src, (str, Path)) and dest.exists() and os.path.samefile(src, dest): return dest
+    if not _same_type(src, dest.suffix):
+        with Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src) as im:
+            return save_image(np.asarray(im.convert('RGB') if im.mode in ('P', 'CMYK') else im), dest, overwrite)
+    if isinstance(src, (bytes, bytearray)): return atomic_write(dest, lambda p: p.write_bytes(src), overwrite)
+    return atomic_write(dest, lambda p: shutil.copyfile(src, p), overwrite)
+
+# %% ../nbs/00_data.ipynb #9ead4f00
+@dataclass
+class Problem:
+    "One thing found in a mask file: what it is, how to fix it, and whether training would refuse the mask."
+    kind: str              # e.g. 'antialiased', 'jpeg', 'size', 'empty': see the table in `06d_mask_qa`
+    message: str           # what was found and how to fix it, naming the file
+    fix: str = ''          # the function that repairs it ('' when a person must decide)
+    blocking: bool = True  # True: `check_dataset` and training refuse the mask; False: a note, the mask is usable
+
+MASK_FIXES = {'antialiased': 'snap_to_codes', 'off_palette': 'fix_jpeg_rgb_mask', 'instance_ids': 'instances_to_semantic',
+              'size': 'resize_mask_nearest', '0255': 'fix_0255'}   # problem kind -> function that repairs it
+
+def inspect_mask(mask_path:str|Path,       # mask file to check
+                 codes:Codes|None=None,     # class names (and colours); binary default if None
+                 image_shape:tuple|None=None, # (H, W) of its image, to compare sizes
+                ) -> tuple:
+    "(class indices or None, encoding or None, [`Problem`, ...]) of one mask file, decoded exactly as training decodes it."
+    mask_path, problems, classes, encoding = Path(mask_path), [], None, None
+    codes = codes or Codes(list(DEFAULT_CODES))
+    jpeg = mask_path.suffix.lower() not in MASK_EXTS
+    if jpeg:
+        fix = 'fix_jpeg_rgb_mask' if codes.colors else 'snap_to_codes'
+        problems.append(Problem('jpeg', f"{mask_path}: masks must be lossless; found {mask_path.suffix}. JPEG changes class "
+                                f"values at every edge: export the mask as PNG or TIFF, or repair it with {fix} and save it "
+                                "with save_mask.", fix))
+    try: arr = read_mask_array(mask_path)
+    except DatasetError as e: return None, None, problems + [Problem('unreadable', str(e))]
+    if not (jpeg and arr.ndim == 2 and not codes.colors):      # a grey JPEG's values mean nothing until snapped
+        try: classes, encoding = decode_mask(arr, codes, name=str(mask_path), palette=_is_palette(mask_path))
+        except DatasetError as e: problems.append(Problem(e.kind, str(e), MASK_FIXES.get(e.kind, '')))
+    if encoding == '0/255':
+        problems.append(Problem('0255', f"{mask_path}: a 0/255 mask, read as 0/1 (255 = {codes.names[1]}). Training reads it "
+                                "as it is; fix_0255(mask) gives 0/1 for tools that need it.", 'fix_0255', blocking=False))
+    if image_shape is not None and arr.shape[:2] != tuple(image_shape[:2]):
+        h, w = image_shape[:2]
+        problems.append(Problem('size', f"{mask_path}: mask is {arr.shape[0]}x{arr.shape[1]} (HxW) but its image is {h}x{w}. "
+                                "If it is the right mask at another scale, resize it with nearest-neighbour interpolation "
+                                f"(resize_mask_nearest(mask, ({h}, {w})), never smooth resizing) or re-export it at the "
+                                "image size; otherwise fix the pairing.", 'resize_mask_nearest'))
+    if classes is not None and classes.size and (classes == classes.flat[0]).all():
+        kind, what = ('empty', "every pixel is background. Right if the image shows no objects (empty truth is valid data); "
+                      "otherwise it still needs annotating.") if classes.flat[0] == 0 else \
+                     ('full', f"every pixel is '{codes.names[classes.flat[0]]}': an inverted or blank export? Look at it "
+                      "with show_overlay.")
+        problems.append(Problem(kind, f"{mask_path}: {what}", blocking=False))
+    return classes, encoding, problems
 
 # %% ../nbs/00_data.ipynb #ab169409
 @dataclass
@@ -308,6 +458,7 @@ class DatasetSummary:
     image_types: Counter = field(default_factory=Counter)    # e.g. 'uint8 grey', 'uint8 RGBA' -> count
     mask_encodings: Counter = field(default_factory=Counter) # '0/255', 'instance', ... -> count
     class_pixels: np.ndarray = None                          # pixel count per class
+    notes: list = field(default_factory=list)                # non-blocking `Problem`s: usable, but worth knowing
 
     @property
     def class_fractions(self): return dict(zip(self.codes.names, (self.class_pixels / max(1, self.class_pixels.sum())).round(4).tolist()))
@@ -316,18 +467,21 @@ class DatasetSummary:
         sizes = ', '.join(f'{h}x{w} ({n})' for (h, w), n in self.image_sizes.most_common(5))
         if len(self.image_sizes) > 5: sizes += f', ... {len(self.image_sizes)} sizes'
         fr = ', '.join(f'{k} {v:.1%}' for k, v in self.class_fractions.items())
+        by_kind = Counter(p.kind for p in self.notes)
+        notes = ''.join(f"\n  note: {n} mask{'s' if n > 1 else ''} {kind}, e.g. {next(p.message for p in self.notes if p.kind == kind)}"
+                        for kind, n in by_kind.items())
         return (f"{self.data_dir}: {len(self.pairs)} image/mask pairs\n"
                 f"  image sizes (HxW): {sizes}\n"
                 f"  image types: {', '.join(f'{k} ({n})' for k, n in self.image_types.items())}\n"
                 f"  mask encodings: {', '.join(f'{k} ({n})' for k, n in self.mask_encodings.items())}\n"
-                f"  classes: {fr}")
+                f"  classes: {fr}{notes}")
 
     def to_dict(self):
         "JSON-friendly version for reports."
         return dict(data_dir=self.data_dir, pairs=len(self.pairs), classes=self.codes.names,
                     image_sizes={f'{h}x{w}': n for (h, w), n in self.image_sizes.items()},
                     image_types=dict(self.image_types), mask_encodings=dict(self.mask_encodings),
-                    class_fractions=self.class_fractions)
+                    class_fractions=self.class_fractions, notes=dict(Counter(p.kind for p in self.notes)))
 
 def _image_type(arr):
     kind = {2: 'grey', 3: {1: 'grey', 2: 'grey+alpha', 3: 'RGB', 4: 'RGBA'}}
@@ -346,7 +500,7 @@ def check_dataset(data_dir:str|Path,       # dataset folder holding images/, mas
     pairs = find_pairs(data_dir)
     problems = []
     imgs = files_by_stem(data_dir/'images', IMAGE_EXTS)
-    msks = files_by_stem(data_dir/'masks', IMAGE_EXTS)
+    msks = files_by_stem(data_dir/'masks', IMAGE_EXTS)        # JPEG masks too, so they are reported, not ignored
     if not imgs: problems.append(f"{data_dir/'images'}: no images found (looked for {', '.join(IMAGE_EXTS)}). Put the images there.")
     for stem, files in {**imgs, **msks}.items():
         if len(imgs.get(stem, [])) > 1 or len(msks.get(stem, [])) > 1:
@@ -356,110 +510,27 @@ def check_dataset(data_dir:str|Path,       # dataset folder holding images/, mas
         problems.append(f"{imgs[stem][0]}: image has no mask. Add masks/{stem}.png, or move the image out of images/.")
     for stem in sorted(set(msks) - set(imgs)):
         problems.append(f"{msks[stem][0]}: mask has no image. Add images/{stem}.png (same stem), or remove the mask.")
-    for stem in sorted(set(msks) & set(imgs)):
-        if msks[stem][0].suffix.lower() not in MASK_EXTS:
-            problems.append(f"{msks[stem][0]}: masks must be lossless; found {msks[stem][0].suffix}. JPEG changes class "
-                            "values at edges: export the mask as PNG or TIFF.")
     summary = DatasetSummary(str(data_dir), codes, pairs, class_pixels=np.zeros(len(codes), np.int64))
-    it = pairs
+    stems = sorted(set(msks) & set(imgs))
     if progress:
         from fastprogress.fastprogress import progress_bar
-        it = progress_bar(pairs, leave=False)
-    for img_path, mask_path in it:
+        stems = progress_bar(stems, leave=False)
+    for stem in stems:
+        img_path, mask_path = imgs[stem][0], msks[stem][0]
         try: img = read_image(img_path)
         except DatasetError as e: problems.append(str(e)); img = None
-        try:
-            raw = read_mask_array(mask_path)
-            palette = (not _is_tiff(mask_path)) and Image.open(mask_path).mode == 'P'
-            mask, enc = decode_mask(raw, codes, name=str(mask_path), palette=palette)
-        except DatasetError as e: problems.append(str(e)); mask = None
         if img is not None:
             summary.image_sizes[img.shape[:2]] += 1
             summary.image_types[_image_type(img)] += 1
-            if img.ndim == 3 and img.shape[-1] > 4: problems.append(f"{img_path}: {img.shape[-1]} channels; expected grey, RGB or RGBA.")
-        if mask is not None:
-            summary.mask_encodings[enc] += 1
+        mask, encoding, found = inspect_mask(mask_path, codes, None if img is None else img.shape)
+        problems += [p.message for p in found if p.blocking]
+        summary.notes += [p for p in found if not p.blocking]
+        if encoding is not None:
+            summary.mask_encodings[encoding] += 1
             summary.class_pixels += np.bincount(mask.ravel(), minlength=len(codes))[:len(codes)]
-        if img is not None and mask is not None and img.shape[:2] != mask.shape[:2]:
-            problems.append(f"{mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} (HxW) but its image is "
-                            f"{img.shape[0]}x{img.shape[1]}. Resize the mask with nearest-neighbour interpolation "
-                            "(never smooth) or re-export it at the image size.")
     if problems:
         head = f"{data_dir}: {len(problems)} problem{'s' if len(problems) > 1 else ''} found; nothing was changed.\n  - "
         err = DatasetError(head + '\n  - '.join(problems))
         err.problems = problems
         raise err
     return summary
-
-# %% ../nbs/00_data.ipynb #4ea0ced7
-class ImageReader:
-    "Open any supported image file as an 8-bit RGB `PILImage` (picklable, for `learn.export`)."
-    def __call__(self, path): return PILImage.create(image_to_rgb(read_image(path)))
-
-class MaskReader:
-    "Open any supported mask file as class indices in a `PILMask`."
-    def __init__(self, codes:Codes|None=None): self.codes = codes
-    def __call__(self, path): return PILMask.create(read_mask(path, self.codes))
-
-class MaskPath:
-    "Label function: the mask path paired with an image path."
-    def __init__(self, pairs): self.lookup = {str(img): str(msk) for img, msk in pairs}
-    def __call__(self, img_path): return self.lookup[str(img_path)]
-
-# %% ../nbs/00_data.ipynb #4ac0ac72
-def segmentation_datablock(pairs:list,          # (image, mask) path pairs
-                           codes:Codes,         # class names
-                           size:int|tuple|None=None, # resize every item to this size (needed when sizes differ)
-                           valid_pct:float=0.2, # fraction held out for validation
-                           seed:int=42,         # seed of the validation split
-                           augment:bool=True,   # geometric + photometric augmentation on the training set
-                           max_rotate:float=30., # degrees of random rotation
-                           max_lighting:float=0.2, # strength of brightness/contrast changes (image only)
-                           normalize:bool=True, # normalise with ImageNet statistics (what pretrained ResNets expect)
-                          ) -> DataBlock:
-    "A fastai `DataBlock` for image/mask pairs."
-    item_tfms = [Resize(size, method='squish')] if size is not None else []
-    batch_tfms = [IntToFloatTensor(div_mask=1)]
-    if augment: batch_tfms += aug_transforms(do_flip=True, flip_vert=True, max_rotate=max_rotate, max_zoom=1.1,
-                                             max_lighting=max_lighting, max_warp=0.1, pad_mode='reflection')
-    if normalize: batch_tfms.append(Normalize.from_stats(*imagenet_stats))
-    return DataBlock(blocks=(TransformBlock(type_tfms=ImageReader(), batch_tfms=[]),
-                             TransformBlock(type_tfms=MaskReader(codes), item_tfms=AddMaskCodes(codes=list(codes.names)))),
-                     get_y=MaskPath(pairs), splitter=RandomSplitter(valid_pct, seed=seed),
-                     item_tfms=item_tfms, batch_tfms=batch_tfms, n_inp=1)
-
-def segmentation_dls(data_dir:str|Path|None=None, # dataset folder (images/, masks/, optional codes.txt)
-                     pairs:list|None=None,  # or an explicit list of (image, mask) pairs
-                     codes:Codes|None=None, # class names; default: codes.txt or binary
-                     bs:int=8,              # batch size
-                     size:int|tuple|None=None, # resize to this size; required when image sizes differ
-                     valid_pct:float=0.2,   # fraction held out for validation
-                     seed:int=42,           # seed of the validation split and shuffling
-                     augment:bool=True,     # augment the training set
-                     normalize:bool=True,   # ImageNet normalisation
-                     num_workers:int=0,     # DataLoader worker processes (0 is fastest for small images on few cores)
-                     device=None,           # torch device; default: GPU if present
-                     check:bool=True,       # run `check_dataset` first so bad data fails with a clear message
-                     **kwargs):             # passed to `DataBlock.dataloaders`
-    "Validated fastai `DataLoaders` for segmentation from a dataset folder or a list of pairs."
-    if (data_dir is None) == (pairs is None): raise ValueError("segmentation_dls: give either data_dir or pairs")
-    if data_dir is not None:
-        codes = codes or dataset_codes(data_dir)
-        summary = check_dataset(data_dir, codes) if check else None
-        pairs = summary.pairs if summary else find_pairs(data_dir)
-        sizes = summary.image_sizes if summary else {}
-    else:
-        codes = codes or Codes(list(DEFAULT_CODES))
-        sizes = Counter(read_image(img).shape[:2] for img, _ in pairs) if size is None else {}
-    if not pairs: raise DatasetError(f"{data_dir}: no image/mask pairs to train on.")
-    if size is None and len(sizes) > 1:
-        raise DatasetError(f"{data_dir or 'pairs'}: images come in {len(sizes)} sizes ({', '.join(f'{h}x{w}' for h, w in list(sizes)[:4])}"
-                           f"{', ...' if len(sizes) > 4 else ''}); pass size=... (e.g. size=256) so they can be batched.")
-    dblock = segmentation_datablock(pairs, codes, size=size, valid_pct=valid_pct, seed=seed, augment=augment, normalize=normalize)
-    dls = dblock.dataloaders([img for img, _ in pairs], bs=bs, num_workers=num_workers, device=device, **kwargs)
-    if len(dls.train) == 0:
-        raise DatasetError(f"{data_dir or 'pairs'}: only {len(dls.train_ds)} training images, fewer than one batch of "
-                           f"bs={bs}; lower bs or add images.")
-    dls.train.rng.seed(seed)
-    dls.codes, dls.pairs = list(codes.names), list(pairs)
-    return dls

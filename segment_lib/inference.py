@@ -111,7 +111,7 @@ def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (o
         items = progress_bar(items, leave=False)
     written, kept = [], []
     # the classes of the masks, so that measuring or checking them later knows what the values mean
-    write_codes(learn.codes, Path(out_dir)/'codes.txt')
+    write_codes(learn.model_info.codes, Path(out_dir)/'codes.txt')
     for stem, image_path in items:
         mask_path = masks_dir/f'{stem}.png'
         if mask_path.exists() and not overwrite:

@@ -7,6 +7,8 @@ Docs: https://segment-lib.github.io/segment_lib/learner.html.md"""
 # %% ../nbs/04_learner.ipynb #30497786
 from __future__ import annotations
 import contextlib, json, platform, time, urllib.error, warnings
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +17,108 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossFlat, DiceLoss, unet_learner,
-                               load_learner, set_seed, Normalize, params)
+                               load_learner, set_seed, Normalize, params, DataBlock, TransformBlock, RandomSplitter,
+                               PILImage, PILMask, AddMaskCodes, Resize, aug_transforms, imagenet_stats, IntToFloatTensor)
 
-from .data import (Codes, DatasetError, atomic_write, check_dataset, dataset_codes, find_pairs, image_to_rgb, read_image,
-                              read_mask, segmentation_dls)
+from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, check_dataset, dataset_codes, find_pairs,
+                              image_to_rgb, read_image, read_mask)
 from .unet import UNet, count_parameters, pad_to_multiple, crop_to
 
 # %% auto #0
-__all__ = ['LOSSES', 'RESNETS', 'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable',
-           'unet_splitter', 'seg_learner', 'predict_probs', 'confusion_matrix', 'scores_from_confusion', 'evaluate',
-           'valid_pairs', 'export_learner', 'load_model', 'train']
+__all__ = ['LOSSES', 'RESNETS', 'ARCHS', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo', 'segmentation_datablock',
+           'segmentation_dls', 'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable',
+           'unet_splitter', 'dls_model_info', 'seg_learner', 'predict_probs', 'confusion_matrix',
+           'scores_from_confusion', 'evaluate', 'valid_pairs', 'ModelFileError', 'export_learner', 'load_model',
+           'train']
+
+# %% ../nbs/04_learner.ipynb #3a63393c
+class ImageReader:
+    "Open any supported image file as an 8-bit RGB `PILImage` (picklable, for `learn.export`)."
+    def __call__(self, path): return PILImage.create(image_to_rgb(read_image(path)))
+
+class MaskReader:
+    "Open any supported mask file as class indices in a `PILMask`, through the one mask decoder."
+    def __init__(self, codes:Codes|None=None): self.codes = codes
+    def __call__(self, path): return PILMask.create(read_mask(path, self.codes))
+
+class MaskPath:
+    "Label function: the mask path paired with an image path."
+    def __init__(self, pairs): self.lookup = {str(img): str(msk) for img, msk in pairs}
+    def __call__(self, img_path): return self.lookup[str(img_path)]
+
+# %% ../nbs/04_learner.ipynb #0216b4cf
+@dataclass
+class ModelInfo:
+    "What a model needs to be used again, in one place: its classes, how its inputs were prepared, and what it is."
+    codes: Codes                  # the classes it predicts (names, and colours for colour masks)
+    size: int|tuple|None = None   # images were resized to this size in training (None: used at their own size)
+    mean: tuple|None = None       # per-channel mean subtracted from RGB in [0, 1] (None: no normalisation)
+    std: tuple|None = None        # per-channel standard deviation divided by
+    arch: str|None = None         # 'unet' (ours) or a torchvision ResNet name; set by `seg_learner`
+
+    def to_dict(self):
+        "JSON-friendly version for reports."
+        return dict(classes=list(self.codes.names), colors=self.codes.colors, size=self.size, mean=self.mean, std=self.std,
+                    arch=self.arch)
+
+def segmentation_datablock(pairs:list,          # (image, mask) path pairs
+                           codes:Codes,         # class names
+                           size:int|tuple|None=None, # resize every item to this size (needed when sizes differ)
+                           valid_pct:float=0.2, # fraction held out for validation
+                           seed:int=42,         # seed of the validation split
+                           augment:bool=True,   # geometric + photometric augmentation on the training set
+                           max_rotate:float=30., # degrees of random rotation
+                           max_lighting:float=0.2, # strength of brightness/contrast changes (image only)
+                           normalize:bool=True, # normalise with ImageNet statistics (what pretrained ResNets expect)
+                          ) -> DataBlock:
+    "A fastai `DataBlock` for image/mask pairs."
+    item_tfms = [Resize(size, method='squish')] if size is not None else []
+    batch_tfms = [IntToFloatTensor(div_mask=1)]
+    if augment: batch_tfms += aug_transforms(do_flip=True, flip_vert=True, max_rotate=max_rotate, max_zoom=1.1,
+                                             max_lighting=max_lighting, max_warp=0.1, pad_mode='reflection')
+    if normalize: batch_tfms.append(Normalize.from_stats(*imagenet_stats))
+    return DataBlock(blocks=(TransformBlock(type_tfms=ImageReader(), batch_tfms=[]),
+                             TransformBlock(type_tfms=MaskReader(codes), item_tfms=AddMaskCodes(codes=list(codes.names)))),
+                     get_y=MaskPath(pairs), splitter=RandomSplitter(valid_pct, seed=seed),
+                     item_tfms=item_tfms, batch_tfms=batch_tfms, n_inp=1)
+
+def segmentation_dls(data_dir:str|Path|None=None, # dataset folder (images/, masks/, optional codes.txt)
+                     pairs:list|None=None,  # or an explicit list of (image, mask) pairs
+                     codes:Codes|None=None, # class names; default: codes.txt or binary
+                     bs:int=8,              # batch size
+                     size:int|tuple|None=None, # resize to this size; required when image sizes differ
+                     valid_pct:float=0.2,   # fraction held out for validation
+                     seed:int=42,           # seed of the validation split and shuffling
+                     augment:bool=True,     # augment the training set
+                     normalize:bool=True,   # ImageNet normalisation
+                     num_workers:int=0,     # DataLoader worker processes (0 is fastest for small images on few cores)
+                     device=None,           # torch device; default: GPU if present
+                     check:bool=True,       # run `check_dataset` first so bad data fails with a clear message
+                     **kwargs):             # passed to `DataBlock.dataloaders`
+    "Validated fastai `DataLoaders` for segmentation from a dataset folder or a list of pairs."
+    if (data_dir is None) == (pairs is None): raise ValueError("segmentation_dls: give either data_dir or pairs")
+    if data_dir is not None:
+        codes = codes or dataset_codes(data_dir)
+        summary = check_dataset(data_dir, codes) if check else None
+        pairs = summary.pairs if summary else find_pairs(data_dir)
+        sizes = summary.image_sizes if summary else {}
+    else:
+        codes = codes or Codes(list(DEFAULT_CODES))
+        sizes = Counter(read_image(img).shape[:2] for img, _ in pairs) if size is None else {}
+    if not pairs: raise DatasetError(f"{data_dir}: no image/mask pairs to train on.")
+    if size is None and len(sizes) > 1:
+        raise DatasetError(f"{data_dir or 'pairs'}: images come in {len(sizes)} sizes ({', '.join(f'{h}x{w}' for h, w in list(sizes)[:4])}"
+                           f"{', ...' if len(sizes) > 4 else ''}); pass size=... (e.g. size=256) so they can be batched.")
+    dblock = segmentation_datablock(pairs, codes, size=size, valid_pct=valid_pct, seed=seed, augment=augment, normalize=normalize)
+    dls = dblock.dataloaders([img for img, _ in pairs], bs=bs, num_workers=num_workers, device=device, **kwargs)
+    if len(dls.train) == 0:
+        raise DatasetError(f"{data_dir or 'pairs'}: only {len(dls.train_ds)} training images, fewer than one batch of "
+                           f"bs={bs}; lower bs or add images.")
+    dls.train.rng.seed(seed)
+    mean, std = imagenet_stats if normalize else (None, None)
+    dls.codes, dls.pairs = list(codes.names), list(pairs)
+    dls.model_info = ModelInfo(codes, size=size, mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std))
+    return dls
 
 # %% ../nbs/04_learner.ipynb #18931ae0
 class CombinedLoss(nn.Module):
@@ -83,10 +177,11 @@ def seg_metrics(codes:list,  # class names
     return per_class + [SegMetric('dice', None, n), SegMetric('iou', None, n)]
 
 # %% ../nbs/04_learner.ipynb #ee25fada
-class PretrainedWeightsUnavailable(RuntimeError):
+class PretrainedWeightsUnavailable(UserError):
     "ImageNet weights could not be downloaded; the message says how to proceed."
 
 RESNETS = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152')
+ARCHS = ('unet',) + RESNETS   # what `seg_learner` and `segment-lib train --arch` accept
 
 def unet_splitter(model:UNet, # our U-Net
                  ) -> list:
@@ -107,6 +202,13 @@ def _load_local_weights(learn, arch:str, weights:str|Path):
     learn.model[0].load_state_dict(nn.Sequential(*list(src.children())[:-2]).state_dict())
     learn.freeze()
 
+def dls_model_info(dls) -> ModelInfo:
+    "The `ModelInfo` of `DataLoaders`: the one `segmentation_dls` recorded, or one read off hand-built loaders."
+    if getattr(dls, 'model_info', None) is not None: return dls.model_info
+    norm = next((t for t in dls.after_batch.fs if isinstance(t, Normalize)), None)
+    stats = (None, None) if norm is None else (tuple(norm.mean.flatten().tolist()), tuple(norm.std.flatten().tolist()))
+    return ModelInfo(Codes(list(dls.codes)), None, *stats)
+
 def seg_learner(dls,                     # `DataLoaders` from `segmentation_dls`
                 arch:str='unet',         # 'unet' (ours) or a torchvision ResNet name, e.g. 'resnet34'
                 loss:str='ce+dice',      # one of `LOSSES`
@@ -119,7 +221,8 @@ def seg_learner(dls,                     # `DataLoaders` from `segmentation_dls`
                 **kwargs,                # passed to `Learner` / `unet_learner`
                ) -> Learner:
     "A fastai `Learner` for segmentation with the chosen model, loss and metrics."
-    codes = list(dls.codes)
+    info = replace(dls_model_info(dls), arch=arch)
+    codes = list(info.codes.names)
     loss_func, metrics = seg_loss(loss, class_weights), seg_metrics(codes)
     if arch == 'unet':
         model = UNet(in_channels=3, n_classes=len(codes), depth=depth, base_width=base_width, dropout=dropout)
@@ -136,16 +239,10 @@ def seg_learner(dls,                     # `DataLoaders` from `segmentation_dls`
                 f"torchvision {arch} weights file from a connected machine (it is cached in ~/.cache/torch/hub/checkpoints "
                 f"after one download) and pass weights='path/to/file.pth' (segment-lib train --weights FILE).") from None
         if weights is not None: _load_local_weights(learn, arch, weights)
-    learn.seg_arch, learn.codes = arch, codes
+    learn.model_info = info
     return learn
 
 # %% ../nbs/04_learner.ipynb #27225a1f
-def _normalize_stats(learn):
-    "Mean and std of the `Normalize` in the learner's batch transforms (None if it has none)."
-    for t in learn.dls.after_batch.fs:
-        if isinstance(t, Normalize): return t.mean.cpu(), t.std.cpu()
-    return None
-
 def predict_probs(learn:Learner,     # a segmentation learner
                   image:np.ndarray,  # image array as read by `read_image` (grey, RGB, RGBA, 8/16-bit)
                   size:int|tuple|None=None, # predict at this size and resize back; default: the training size if any
@@ -154,10 +251,10 @@ def predict_probs(learn:Learner,     # a segmentation learner
     rgb = image_to_rgb(image)
     h, w = rgb.shape[:2]
     x = torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255
-    size = size or getattr(learn, 'seg_size', None)
+    info = learn.model_info
+    size = size or info.size
     if size is not None: x = F.interpolate(x, size=(size, size) if isinstance(size, int) else tuple(size), mode='bilinear', align_corners=False)
-    stats = _normalize_stats(learn)
-    if stats is not None: x = (x - stats[0].view(1, -1, 1, 1)) / stats[1].view(1, -1, 1, 1)
+    if info.mean is not None: x = (x - torch.tensor(info.mean).view(1, -1, 1, 1)) / torch.tensor(info.std).view(1, -1, 1, 1)
     device = next(learn.model.parameters()).device
     learn.model.eval()
     with torch.no_grad():
@@ -195,7 +292,7 @@ def evaluate(learn:Learner,              # a trained segmentation learner
              progress:bool=True,          # show a progress bar
             ) -> dict:
     "Score `learn` on a dataset: per-class Dice, IoU, precision, recall and pixel accuracy."
-    names = list(learn.codes) if hasattr(learn, 'codes') else list(learn.dls.codes)
+    names = list(learn.model_info.codes.names)
     has_codes_file = data_dir is not None and (Path(data_dir)/'codes.txt').exists()
     if codes is None: codes = dataset_codes(data_dir) if has_codes_file else Codes(names)
     if len(codes) != len(names) or (has_codes_file and list(codes.names) != names):
@@ -233,6 +330,9 @@ def _epoch_table(learn) -> list:
     return [dict(epoch=i, **{n: (None if v is None else round(float(v), 4)) for n, v in zip(names, vals)})
             for i, vals in enumerate(learn.recorder.values)]
 
+class ModelFileError(DatasetError):
+    "A file that is not a usable segment_lib model: the message says what it is and what to do."
+
 def export_learner(learn:Learner,  # trained learner
                    path:str|Path,  # destination .pkl file
                   ) -> Path:
@@ -249,10 +349,14 @@ def load_model(path:str|Path, # model.pkl written by `train`, or the folder hold
     try:
         with warnings.catch_warnings():   # fastai's pickle warning: said once in the prose above, not on every load
             warnings.filterwarnings('ignore', message='.*insecure pickle.*')
-            return load_learner(path, cpu=cpu)
+            learn = load_learner(path, cpu=cpu)
     except Exception as e:
-        raise ValueError(f"{path}: could not be loaded as a segment_lib model ({type(e).__name__}: {e}). It must be the "
-                         "model.pkl that `segment-lib train` wrote, loaded with the same segment_lib version.") from e
+        raise ModelFileError(f"{path}: could not be loaded as a segment_lib model ({type(e).__name__}: {e}). It must be the "
+                             "model.pkl that `segment-lib train` wrote, loaded with the same segment_lib version.") from e
+    if not isinstance(getattr(learn, 'model_info', None), ModelInfo):
+        raise ModelFileError(f"{path}: a fastai model without segment_lib's ModelInfo (its classes and preprocessing), "
+                             "e.g. from an older segment_lib. Train it again with `segment-lib train`.")
+    return learn
 
 # %% ../nbs/04_learner.ipynb #581c42f8
 def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional codes.txt)
@@ -282,7 +386,6 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
     set_seed(seed, reproducible=True)
     dls = segmentation_dls(data_dir, bs=bs, size=size, valid_pct=valid_pct, seed=seed, check=False)
     learn = seg_learner(dls, arch, loss=loss, pretrained=pretrained, weights=weights, base_width=base_width, depth=depth)
-    learn.seg_size = size
     lr = lr or (3e-3 if arch == 'unet' else 1e-3)
     with (contextlib.nullcontext() if show_progress else learn.no_bar()):
         if arch != 'unet' and (pretrained or weights): learn.fine_tune(epochs, base_lr=lr)
@@ -293,7 +396,7 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
                     pretrained=pretrained if arch != 'unet' else None, weights=str(weights) if weights else None,
                     base_width=base_width if arch == 'unet' else None, depth=depth if arch == 'unet' else None,
                     parameters=count_parameters(learn.model))
-    report = dict(data=summary.to_dict(), settings=settings, epochs=_epoch_table(learn),
+    report = dict(data=summary.to_dict(), settings=settings, model=learn.model_info.to_dict(), epochs=_epoch_table(learn),
                   validation_images=[p.name for p, _ in valid_pairs(dls)], final=final,
                   seconds=round(time.time() - t0, 1), machine=_machine())
     atomic_write(out/'report.json', lambda tmp: tmp.write_text(json.dumps(report, indent=2)), overwrite=True)

@@ -11,41 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
-from skimage.measure import label as connected_components, regionprops_table
-from skimage.segmentation import relabel_sequential
+from skimage.measure import regionprops_table
 
-from .data import IMAGE_EXTS, MASK_EXTS, DatasetError, read_codes, read_image, read_mask_array
-from .masks import split_touching as watershed_split
-from .data import atomic_write, folder_files   # the same atomic, no-overwrite writing as save_mask
+from .data import IMAGE_EXTS, MASK_EXTS, DatasetError, UserError, read_codes, read_image, read_mask_array
+from .data import atomic_write, folder_files, dataset_folder   # the same atomic, no-overwrite writing as save_mask
+from .instances import label_objects, drop_small_objects
 
 # %% auto #0
-__all__ = ['label_objects', 'measure_objects', 'summarize_objects', 'plot_size_distribution', 'measure_folder']
-
-# %% ../nbs/09_objects.ipynb #ad7b18c1
-def _drop_small(labels:np.ndarray, min_size:int, renumber:bool=True) -> np.ndarray:
-    "Remove objects smaller than `min_size` pixels; renumber the rest 1..n if asked."
-    if min_size > 0 and labels.max() > 0:
-        sizes = np.bincount(labels.ravel())
-        small = sizes < min_size
-        small[0] = False
-        labels = np.where(small[labels], 0, labels)
-    return relabel_sequential(labels)[0].astype(np.int32) if renumber else labels
-
-def label_objects(mask:np.ndarray,          # HxW mask; every non-zero pixel is object (bool, 0/1, 0/255 or class indices)
-                  min_size:int=0,           # drop objects with fewer pixels than this
-                  split_touching:bool=False, # split touching round objects with a distance-transform watershed
-                  connectivity:int=2,       # 2: 8-connectivity (corners join objects), 1: 4-connectivity (edges only)
-                  min_distance:int=5,       # split_touching only: smallest distance in pixels between two object centres
-                 ) -> np.ndarray:
-    "Instance ids (int32: 0 background, objects 1..n) of the objects in a binary mask."
-    mask = np.asarray(mask)
-    if mask.ndim != 2: raise ValueError(f"label_objects: expected one HxW mask, got an array of shape {mask.shape}.")
-    if connectivity not in (1, 2): raise ValueError(f"label_objects: connectivity must be 1 (4-connected) or 2 (8-connected), got {connectivity}.")
-    foreground = mask > 0
-    labels = connected_components(foreground, connectivity=connectivity)
-    if split_touching and labels.max() > 0:   # the watershed of the masks notebook: smoothed distance, one seed per component at least
-        labels = watershed_split(foreground, min_distance=min_distance, connectivity=connectivity)
-    return _drop_small(labels, min_size)
+__all__ = ['measure_objects', 'summarize_objects', 'plot_size_distribution', 'measure_folder']
 
 # %% ../nbs/09_objects.ipynb #2661f81f
 def _as_labels(arr:np.ndarray, # binary mask or instance ids, HxW
@@ -64,7 +37,7 @@ def _as_labels(arr:np.ndarray, # binary mask or instance ids, HxW
     if arr.dtype.kind not in 'iu': raise ValueError(f"{name}: found {arr.dtype} values; expected integers or bool.")
     if arr.size and arr.min() < 0: raise ValueError(f"{name}: found negative values; object ids are 0 (background) or positive.")
     if len(np.unique(arr[arr > 0])) <= 1: return label_objects(arr, **label_kwargs)
-    return _drop_small(arr, label_kwargs.get('min_size', 0), renumber=False)   # keep the ids people see in their files
+    return drop_small_objects(arr, label_kwargs.get('min_size', 0), renumber=False)   # keep the ids people see in their files
 
 def _orientation_degrees(theta:np.ndarray) -> np.ndarray:
     "scikit-image orientation (radians from the row axis) -> degrees counter-clockwise from horizontal as displayed, (-90, 90]."
@@ -80,7 +53,7 @@ def measure_objects(labels_or_mask:np.ndarray, # HxW instance ids, or a binary m
                     image:np.ndarray|None=None, # HxW or HxWxC image of the same size, for mean intensities
                    ) -> pd.DataFrame:
     "One row per object: size, shape, position and (optionally) intensity, in physical units."
-    if not pixel_size > 0: raise ValueError(f"measure_objects: pixel_size must be positive, got {pixel_size}.")
+    if not pixel_size > 0: raise UserError(f"measure_objects: pixel_size must be positive, got {pixel_size}. Give the length of one pixel, e.g. 0.65 (um).")
     labels = _as_labels(labels_or_mask)
     props = _PROPS
     if image is not None:
@@ -191,7 +164,7 @@ def _image_for(mask_path:Path, images:dict, images_dir:Path, shape:tuple) -> np.
                            f"{img.shape[0]}x{img.shape[1]}. Measure masks with the images they were made from.")
     return img
 
-def measure_folder(masks_dir:str|Path,       # folder of masks: binary, instance ids or class indices
+def measure_folder(masks_dir:str|Path,       # folder of masks (binary, instance ids or class indices), or its dataset folder
                    out_csv:str|Path,         # CSV to write: one row per object, with an `image` column
                    pixel_size:float=1.0,     # length of one pixel in `unit`
                    unit:str='px',            # length unit, e.g. 'um'
@@ -204,7 +177,7 @@ def measure_folder(masks_dir:str|Path,       # folder of masks: binary, instance
                    progress:bool=True,       # show a progress bar
                   ) -> pd.DataFrame:
     "Measure every mask in a folder into one CSV of objects; return one summary row per image."
-    masks_dir, out_csv = Path(masks_dir), Path(out_csv)
+    masks_dir, out_csv = dataset_folder(masks_dir, 'mask'), Path(out_csv)
     if out_csv.exists() and not overwrite:
         raise FileExistsError(f"{out_csv}: already exists and was left untouched. Pass overwrite=True (--overwrite) to "
                               "replace it, or choose another file name.")
@@ -224,7 +197,7 @@ def measure_folder(masks_dir:str|Path,       # folder of masks: binary, instance
         if arr.ndim != 2: raise DatasetError(f"{path}: found a colour (RGB) mask; measure_folder needs one value per pixel. "
                                              "Convert it with `read_mask(path, codes)` and `save_mask` first.")
         if class_index is not None: arr = arr == class_index
-        try: labels = _as_labels(arr, name=str(path), min_size=min_size, split_touching=split_touching)
+        try: labels = _as_labels(arr, name=str(path), min_size=min_size, split=split_touching)
         except ValueError as e: raise DatasetError(str(e)) from None
         image = _image_for(path, images, images_dir, arr.shape) if images is not None else None
         table = measure_objects(labels, pixel_size, unit, image=image)

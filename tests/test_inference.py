@@ -19,8 +19,7 @@ SHARED = Path(__file__).resolve().parents[1].parent/'shared'/'datasets'
 def learn(tmp_path_factory):
     "A tiny, untrained U-Net on a 4-image dataset: enough to test files in and out."
     from fastai.vision.all import set_seed
-    from segment_lib.data import segmentation_dls
-    from segment_lib.learner import seg_learner
+    from segment_lib.learner import seg_learner, segmentation_dls
     d = tmp_path_factory.mktemp('ds')
     rng = np.random.default_rng(0)
     for i in range(4):

@@ -2,9 +2,10 @@
 import subprocess, sys
 import numpy as np
 from fastai.vision.all import set_seed
-from segment_lib.data import find_pairs, read_image, segmentation_dls
-from segment_lib.learner import export_learner, predict_probs, seg_learner
-from conftest import ROOT
+import pytest
+from segment_lib.data import DatasetError, find_pairs, read_image
+from segment_lib.learner import export_learner, predict_probs, seg_learner, segmentation_dls
+from conftest import ROOT, shared_dataset
 
 def test_export_load_round_trip_in_fresh_process(tmp_path):
     set_seed(0)
@@ -37,3 +38,38 @@ def test_train_on_colour_masks_saves_model_and_scores(tmp_path):
     rep = train(d, tmp_path/'model', epochs=1, base_width=8, depth=3, bs=4, show_progress=False)
     assert (tmp_path/'model'/'model.pkl').exists() and (tmp_path/'model'/'report.json').exists()
     assert set(rep['final']['per_class']) == {'background', 'cell'} and rep['data']['mask_encodings'] == {'rgb': 10}
+
+
+def test_isbi_em_dataloaders():
+    dls = segmentation_dls(shared_dataset('isbi2012_em'), bs=4, size=128)
+    xb, yb = dls.one_batch()
+    assert xb.shape == (4, 3, 128, 128) and set(yb.unique().tolist()) <= {0, 1}   # 0/255 masks arrive as 0/1
+
+
+def test_dsb2018_mixed_sizes_need_size():
+    with pytest.raises(DatasetError, match='pass size='): segmentation_dls(shared_dataset('dsb2018_nuclei'), bs=4)
+
+
+@pytest.mark.parametrize('encoding', ['0/255', 'palette', 'rgb', 'instance'])
+def test_check_and_training_decode_masks_identically(tmp_path, encoding):
+    "`check` and training read every encoding through the one decoder: the same classes, pixel for pixel."
+    from PIL import Image
+    from segment_lib.data import Codes, check_dataset, save_image, write_codes
+    truth = np.zeros((4, 32, 32), np.uint8)
+    for i in range(4): truth[i, 4 + i:20 + i, 6:26 - i] = 1
+    for i, t in enumerate(truth):
+        save_image(np.random.default_rng(i).integers(0, 255, (32, 32), dtype=np.uint8), tmp_path/'images'/f'm{i}.png')
+        (tmp_path/'masks').mkdir(exist_ok=True)
+        if encoding == '0/255': Image.fromarray(t * 255).save(tmp_path/'masks'/f'm{i}.png')
+        elif encoding == 'palette':
+            p = Image.fromarray(t, mode='L').convert('P'); p.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762); p.save(tmp_path/'masks'/f'm{i}.png')
+        elif encoding == 'rgb': Image.fromarray(np.array([(0, 0, 0), (0, 200, 90)], np.uint8)[t]).save(tmp_path/'masks'/f'm{i}.png')
+        else: Image.fromarray((t * (7 + i)).astype(np.uint16)).save(tmp_path/'masks'/f'm{i}.png')   # 16-bit ids
+    if encoding == 'rgb': write_codes(Codes(['background', 'object'], [(0, 0, 0), (0, 200, 90)]), tmp_path/'codes.txt')
+    summary = check_dataset(tmp_path)
+    assert list(summary.mask_encodings) == [{'0/255': '0/255', 'palette': 'palette', 'rgb': 'rgb', 'instance': 'instance'}[encoding]]
+    assert summary.class_pixels.tolist() == np.bincount(truth.ravel(), minlength=2).tolist()
+    dls = segmentation_dls(tmp_path, bs=1, valid_pct=0.25, augment=False, normalize=False, seed=0)
+    assert len(dls.train.items) == 3
+    for i, path in enumerate(dls.train.items):                       # what training feeds the loss, before augmentation
+        np.testing.assert_array_equal(np.asarray(dls.train_ds[i][1]), truth[int(path.stem[1:])])

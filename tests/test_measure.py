@@ -10,7 +10,8 @@ from PIL import Image
 from skimage.draw import disk, ellipse
 
 from segment_lib.data import DatasetError, read_mask_array, save_mask
-from segment_lib.measure import label_objects, measure_objects, summarize_objects, measure_folder, plot_size_distribution
+from segment_lib.instances import label_objects
+from segment_lib.measure import measure_objects, summarize_objects, measure_folder, plot_size_distribution
 
 SHARED = Path(__file__).resolve().parents[1].parent/'shared'/'datasets'
 
@@ -178,9 +179,8 @@ def test_real_em_membranes_0_255():
 
 
 def test_split_touching_keeps_thin_lines_whole():
-    from segment_lib.measure import label_objects
     line = np.zeros((9, 20), np.uint8); line[4, 3:16] = 1                  # 13 px long, 1 px wide
-    assert label_objects(line, split_touching=True).max() == 1
+    assert label_objects(line, split=True).max() == 1
 
 
 def test_multiclass_masks_need_a_class(tmp_path):

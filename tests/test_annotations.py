@@ -1,4 +1,4 @@
-"Import formats, bad inputs, mask QA and fixes, semantic <-> instance round trips and real DSB2018 masks for `segment_lib.masks`."
+"Import formats, rasterisation rules and bad inputs for `segment_lib.annotations`."
 import base64, io, json, math, shutil
 from pathlib import Path
 
@@ -6,17 +6,11 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image
-from skimage import measure
 
-from segment_lib.data import Codes, DatasetError, check_dataset, read_codes, read_mask_array, save_mask
-from segment_lib.masks import (
-    THREE_CLASS_CODES, bootstrap_folder, bootstrap_mask, convert_masks, count_touching, fix_0255,
-    fix_jpeg_rgb_mask, fix_masks, import_annotations, instances_to_semantic, instances_to_three_class, mask_problems,
-    mask_report, polygon_mask, read_coco, read_labelme, resize_mask_nearest, rle_decode, rle_encode,
-    rle_string_to_counts, save_instances, semantic_to_instances, snap_to_codes, split_touching, touching_pairs,
-    unet_weight_map)
+from segment_lib.data import DatasetError, check_dataset, read_codes, read_mask_array, save_mask
+from segment_lib.annotations import (import_annotations, polygon_mask, read_coco, read_labelme, rle_decode, rle_encode,
+                                     rle_string_to_counts)
 
-from conftest import shared_dataset
 
 H, W = 24, 32
 # label, polygon (x, y) corners; the last square is drawn over a corner of the first one
@@ -25,7 +19,7 @@ SCENE = [('cell', [(2, 2), (6, 2), (6, 6), (2, 6)]),
          ('debris', [(20, 12), (27, 12), (27, 17), (20, 17)]),
          ('debris', [(4, 4), (8, 4), (8, 8), (4, 8)])]
 CODES = ['background', 'cell', 'debris']
-EXPECTED_PIXELS = [H * W - 16 - 45 - 48 - 25, 16 + 45, 48 + 25]     # worked out by hand, see 06_masks
+EXPECTED_PIXELS = [H * W - 16 - 45 - 48 - 25, 16 + 45, 48 + 25]     # worked out by hand, see 06c_annotations
 EXPECTED_OBJECTS = [16, 25, 45, 48]
 
 
@@ -293,209 +287,5 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
         Path(fp).write_bytes(b'\x89PNG half')                                                     # a partial file...
         raise KeyboardInterrupt                                                                    # ...then the run dies
     monkeypatch.setattr(Image.Image, 'save', broken_save)
-    with pytest.raises(KeyboardInterrupt): save_instances(np.ones((4, 4), np.int32), tmp_path/'ids.png')
+    with pytest.raises(KeyboardInterrupt): save_mask(np.ones((4, 4), np.int32), tmp_path/'ids.png', instances=True)
     assert list(tmp_path.iterdir()) == []
-
-
-# ------------------------------------------------------------------ mask QA: each problem and its fix
-@pytest.fixture
-def qa(tmp_path):
-    clean = np.zeros((60, 80), np.uint8)
-    for r, c in [(15, 15), (15, 50), (42, 30), (45, 62)]:
-        yy, xx = np.ogrid[:60, :80]; clean[(yy - r) ** 2 + (xx - c) ** 2 <= 81] = 1
-    Image.fromarray(np.full((60, 80), 128, np.uint8)).save(tmp_path/'image.png')
-    return tmp_path, clean
-
-
-def kinds(path, **kw): return [p.kind for p in mask_problems(path, **kw)]
-
-
-def test_qa_clean_0255_antialiased(qa):
-    d, clean = qa
-    save_mask(clean, d/'good.png'); assert kinds(d/'good.png', image_path=d/'image.png') == []
-    save_mask(clean * 255, d/'m.png'); assert kinds(d/'m.png') == ['0255']
-    assert (fix_0255(read_mask_array(d/'m.png')) == clean).all()
-    Image.fromarray(clean * 255).resize((40, 30), Image.BILINEAR).resize((80, 60), Image.BILINEAR).save(d/'aa.png')
-    assert kinds(d/'aa.png') == ['antialiased']
-    fixed = snap_to_codes(read_mask_array(d/'aa.png'))
-    assert set(np.unique(fixed)) == {0, 1} and (fixed == clean).mean() > 0.97 and kinds_after(d, fixed) == []
-
-
-def kinds_after(d, arr):
-    save_mask(arr, d/'after.png', overwrite=True)
-    return kinds(d/'after.png')
-
-
-def test_qa_jpeg_colour_mask(qa):
-    d, clean = qa
-    colors = [(0, 0, 0), (0, 200, 60)]
-    Image.fromarray(np.asarray(colors, np.uint8)[clean]).save(d/'c.jpg', quality=75)
-    assert kinds(d/'c.jpg', codes=Codes(['background', 'object'], colors)) == ['jpeg', 'off_palette']
-    fixed = fix_jpeg_rgb_mask(read_mask_array(d/'c.jpg'), colors)
-    assert (fixed == clean).mean() > 0.995 and kinds_after(d, fixed) == []
-    assert kinds(d/'c.jpg') == ['jpeg', 'rgb']                                                    # no colours in the codes
-
-
-def test_qa_instance_ids_outside_codes_size_empty_full_unreadable(qa):
-    d, clean = qa
-    ids = measure.label(clean).astype(np.uint8)
-    Image.fromarray(ids).save(d/'ids.png')
-    assert kinds(d/'ids.png') == ['instance_ids']
-    assert (instances_to_semantic(read_mask_array(d/'ids.png')) == clean).all()
-    save_instances(ids, d/'ids16.png'); assert kinds(d/'ids16.png') == []                         # 16-bit ids are fine
-    save_mask(clean * 3, d/'three.png'); assert kinds(d/'three.png') == ['outside_codes']
-    assert kinds(d/'three.png', codes=['bg', 'a', 'b', 'c']) == []
-    save_mask(clean[::2, ::2], d/'small.png'); assert kinds(d/'small.png', image_path=d/'image.png') == ['size']
-    assert resize_mask_nearest(read_mask_array(d/'small.png'), (60, 80)).shape == (60, 80)
-    save_mask(np.zeros_like(clean), d/'empty.png'); assert kinds(d/'empty.png') == ['empty']
-    save_mask(np.ones_like(clean), d/'full.png'); assert kinds(d/'full.png') == ['full']
-    (d/'broken.png').write_bytes(b'not a png'); assert kinds(d/'broken.png') == ['unreadable']
-    p = mask_problems(d/'small.png', image_path=d/'image.png')[0]
-    assert 'small.png' in p.message and 'resize_mask_nearest' in p.message and p.fix == 'resize_mask_nearest'
-
-
-def test_fix_masks_writes_new_folder_only(qa):
-    d, clean = qa
-    (d/'masks').mkdir(); (d/'images').mkdir()
-    for name, arr in [('a', clean * 255), ('b', clean), ('c', clean * 3)]:
-        save_mask(arr, d/'masks'/f'{name}.png'); shutil.copy(d/'image.png', d/'images'/f'{name}.png')
-    before = {p.name: p.read_bytes() for p in (d/'masks').iterdir()}
-    report = mask_report(d)
-    assert sorted(report.kind) == ['0255', 'outside_codes']
-    done = fix_masks(d, d/'fixed')
-    assert dict(zip(done['mask'], done.action)) == {'a.png': 'fixed', 'b.png': 'copied', 'c.png': 'left for you'}
-    assert {p.name: p.read_bytes() for p in (d/'masks').iterdir()} == before                      # originals untouched
-    assert (read_mask_array(d/'fixed'/'a.png') == clean).all()
-    with pytest.raises(DatasetError, match='new folder'): fix_masks(d, d/'masks')
-
-
-# ------------------------------------------------------------------ semantic <-> instance
-def separated_objects(seed, n=8, size=96):
-    "Instance ids of `n` random discs and rectangles at least 2 px apart."
-    rng, ids = np.random.default_rng(seed), np.zeros((size, size), np.int32)
-    k, tries = 0, 0
-    while k < n and tries < 500:
-        tries += 1
-        r, c, rad = rng.integers(8, size - 8), rng.integers(8, size - 8), rng.integers(3, 8)
-        yy, xx = np.ogrid[:size, :size]
-        shape = (yy - r) ** 2 + (xx - c) ** 2 <= rad ** 2 if rng.random() < 0.5 else (abs(yy - r) <= rad) & (abs(xx - c) <= rad // 2 + 1)
-        grown = np.zeros_like(shape); grown[max(0, r - rad - 3):r + rad + 4, max(0, c - rad - 3):c + rad + 4] = True
-        if (ids[grown] > 0).any(): continue
-        k += 1; ids[shape] = k
-    return ids
-
-
-@pytest.mark.parametrize('seed', range(5))
-def test_instance_semantic_instance_round_trip(seed):
-    ids = separated_objects(seed)
-    assert count_touching(ids).touching == 0
-    back = semantic_to_instances(instances_to_semantic(ids))
-    assert back.max() == ids.max()
-    assert (instances_to_semantic(back) == instances_to_semantic(ids)).all()
-    three = instances_to_three_class(ids)
-    assert measure.label(three == 1, connectivity=1).max() == ids.max()
-
-
-def test_touching_objects_three_class_and_watershed():
-    yy, xx = np.mgrid[:50, :80]
-    ids = np.zeros((50, 80), np.int32)
-    for i, cx in enumerate((15, 33, 51, 69), 1): ids[(yy - 25) ** 2 + (xx - cx) ** 2 <= 100] = i    # a chain of touching discs
-    tc = count_touching(ids)
-    assert (tc.objects, tc.touching, tc.pairs) == (4, 4, 3)
-    assert touching_pairs(ids).tolist() == [[1, 2], [2, 3], [3, 4]]
-    assert measure.label(instances_to_semantic(ids)).max() == 1                                  # semantic merges them
-    assert measure.label(instances_to_three_class(ids) == 1, connectivity=1).max() == 4           # three-class keeps them
-    assert split_touching(ids > 0, min_distance=5).max() == 4
-    w = unet_weight_map(ids)
-    assert ids[20, 24] == 0 and ids[2, 24] == 0
-    assert w.dtype == np.float32 and w[20, 24] > w[2, 24] + 1                                     # the notch by a contact
-
-
-def test_watershed_keeps_every_component():
-    m = np.zeros((40, 40), bool); m[5, 5] = True; m[20:30, 20:23] = True; m[2:4, 30:38] = True
-    ids = split_touching(m, min_distance=10)
-    assert ids.max() >= 3 and ((ids > 0) == m).all()
-
-
-# ------------------------------------------------------------------ folders, as the command line runs them
-def test_convert_masks_every_target(tmp_path):
-    ids = np.zeros((3, 40, 50), np.int32)
-    for i in range(3):
-        for k, (r, c) in enumerate([(5, 5), (5, 30), (25, 5), (25, 30)][:i + 2], 1): ids[i, r:r + 8, c:c + 10] = k
-    yy, xx = np.mgrid[:40, :50]
-    ids[0][(yy - 30) ** 2 + (xx - 15) ** 2 <= 25] = 90                                            # two touching discs
-    ids[0][(yy - 30) ** 2 + (xx - 24) ** 2 <= 25] = 91
-    (tmp_path/'data'/'instances').mkdir(parents=True); (tmp_path/'data'/'images').mkdir()
-    for i in range(3):
-        save_instances(ids[i], tmp_path/'data'/'instances'/f'im{i}.png')
-        Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path/'data'/'images'/f'im{i}.png')
-    total = sum(len(np.unique(a)) - 1 for a in ids)
-    assert total == 2 + 2 + 3 + 4
-    s = convert_masks(tmp_path/'data'/'instances', 'semantic', tmp_path/'sem', progress=False)
-    assert s['objects'] == total and s['touching_objects'] == 2 and s['classes'] == ['background', 'object']
-    assert len(check_dataset(tmp_path/'sem').pairs) == 3 and (tmp_path/'sem'/'images'/'im0.png').exists()
-    t = convert_masks(tmp_path/'data'/'instances', 'three-class', tmp_path/'three', boundary_width=2, progress=False)
-    assert read_codes(tmp_path/'three'/'codes.txt').names == list(THREE_CLASS_CODES)
-    assert set(np.unique(read_mask_array(tmp_path/'three'/'masks'/'im0.png'))) == {0, 1, 2}
-    back = convert_masks(tmp_path/'sem'/'masks', 'instances', tmp_path/'ids', progress=False)
-    assert back['objects'] == total - 1                                                           # the touching pair merges
-    assert read_mask_array(tmp_path/'ids'/'masks'/'im1.png').dtype == np.uint16
-    ws = convert_masks(tmp_path/'sem'/'masks', 'instances', tmp_path/'ws', method='watershed', min_distance=4, progress=False)
-    assert ws['objects'] == total                                                                 # watershed splits them again
-    with pytest.raises(DatasetError, match='already holds'):
-        convert_masks(tmp_path/'data'/'instances', 'semantic', tmp_path/'sem', progress=False)
-    with pytest.raises(DatasetError, match='never writes over'):
-        convert_masks(tmp_path/'sem'/'masks', 'semantic', tmp_path/'sem', overwrite=True, progress=False)
-    with pytest.raises(DatasetError, match='unknown conversion'):
-        convert_masks(tmp_path/'sem'/'masks', 'polygons', tmp_path/'x', progress=False)
-
-
-def test_convert_bare_folder_of_8bit_ids(tmp_path):
-    (tmp_path/'labels').mkdir()
-    ids = measure.label(separated_objects(3, n=6, size=40) > 0).astype(np.uint8)
-    Image.fromarray(ids).save(tmp_path/'labels'/'a.png')
-    s = convert_masks(tmp_path/'labels', 'three-class', tmp_path/'out', progress=False)          # napari-style 8-bit ids
-    assert ids.max() >= 3 and s['objects'] == ids.max() and not (tmp_path/'out'/'images').exists()
-
-
-def test_bootstrap_folder_on_course_images(tmp_path):
-    from segment_lib.synthetic import make_cells
-    (tmp_path/'images').mkdir()
-    truth = []
-    for i in range(3):
-        s = make_cells(size=96, seed=i); truth.append(s)
-        Image.fromarray(s.image).save(tmp_path/'images'/f'cells_{i}.png')
-    out = bootstrap_folder(tmp_path/'images', tmp_path/'boot', flatten_radius=30, min_size=20, min_distance=7, progress=False)
-    assert out['images'] == 3 and out['objects'] > 0
-    dices = []
-    for i, s in enumerate(truth):
-        sem = read_mask_array(tmp_path/'boot'/'masks'/f'cells_{i}.png').astype(bool)
-        dices.append(2 * (sem & s.mask.astype(bool)).sum() / (sem.sum() + s.mask.sum()))
-    assert np.mean(dices) > 0.6, dices
-    with pytest.raises(DatasetError, match='overwrite=True'): bootstrap_folder(tmp_path/'images', tmp_path/'boot', progress=False)
-    assert bootstrap_folder(tmp_path/'images', tmp_path/'boot', overwrite=True, progress=False)['images'] == 3
-
-
-# ------------------------------------------------------------------ real data: DSB2018 (skipped when absent)
-def test_dsb2018_converts_to_semantic_and_three_class(tmp_path):
-    root = shared_dataset('dsb2018_nuclei')
-    files = sorted((root/'masks').glob('*.png'))[:20]
-    (tmp_path/'dsb'/'masks').mkdir(parents=True); (tmp_path/'dsb'/'images').mkdir()
-    for f in files:
-        shutil.copy(f, tmp_path/'dsb'/'masks'/f.name); shutil.copy(root/'images'/f.name, tmp_path/'dsb'/'images'/f.name)
-    sem = convert_masks(tmp_path/'dsb'/'masks', 'semantic', tmp_path/'sem', progress=False)
-    three = convert_masks(tmp_path/'dsb'/'masks', 'three-class', tmp_path/'three', progress=False)
-    assert sem['masks'] == three['masks'] == 20
-    assert sem['objects'] == three['objects'] > 20 and 0 < three['touching_objects'] < three['objects']
-    assert len(check_dataset(tmp_path/'three').pairs) == 20                                       # RGBA images, many sizes
-    interiors = 0
-    for f in files:
-        ids = read_mask_array(f)
-        assert (read_mask_array(tmp_path/'sem'/'masks'/f.name) == (ids > 0)).all()
-        tc = read_mask_array(tmp_path/'three'/'masks'/f.name)
-        assert ((tc > 0) == (ids > 0)).all()
-        n_interiors = measure.label(tc == 1, connectivity=1).max()
-        assert n_interiors >= measure.label(ids > 0, connectivity=1).max()                      # touching nuclei stay apart
-        interiors += n_interiors
-    assert abs(interiors - three['objects']) <= 0.05 * three['objects']                           # about one interior each
-    print(f"DSB2018, first 20 images: {three['objects']} nuclei, {three['touching_objects']} touch another")

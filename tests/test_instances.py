@@ -1,0 +1,128 @@
+"Semantic <-> instance <-> three-class round trips, touching objects, folder conversion and real DSB2018 masks (`segment_lib.instances`)."
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import measure
+
+from segment_lib.data import DatasetError, check_dataset, read_codes, read_mask_array, save_mask
+from segment_lib.instances import (THREE_CLASS_CODES, convert_masks, count_touching, instances_to_semantic,
+                                   instances_to_three_class, semantic_to_instances, split_touching,
+                                   touching_pairs, unet_weight_map)
+
+from conftest import shared_dataset
+
+# ------------------------------------------------------------------ semantic <-> instance
+def separated_objects(seed, n=8, size=96):
+    "Instance ids of `n` random discs and rectangles at least 2 px apart."
+    rng, ids = np.random.default_rng(seed), np.zeros((size, size), np.int32)
+    k, tries = 0, 0
+    while k < n and tries < 500:
+        tries += 1
+        r, c, rad = rng.integers(8, size - 8), rng.integers(8, size - 8), rng.integers(3, 8)
+        yy, xx = np.ogrid[:size, :size]
+        shape = (yy - r) ** 2 + (xx - c) ** 2 <= rad ** 2 if rng.random() < 0.5 else (abs(yy - r) <= rad) & (abs(xx - c) <= rad // 2 + 1)
+        grown = np.zeros_like(shape); grown[max(0, r - rad - 3):r + rad + 4, max(0, c - rad - 3):c + rad + 4] = True
+        if (ids[grown] > 0).any(): continue
+        k += 1; ids[shape] = k
+    return ids
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_instance_semantic_instance_round_trip(seed):
+    ids = separated_objects(seed)
+    assert count_touching(ids).touching == 0
+    back = semantic_to_instances(instances_to_semantic(ids))
+    assert back.max() == ids.max()
+    assert (instances_to_semantic(back) == instances_to_semantic(ids)).all()
+    three = instances_to_three_class(ids)
+    assert measure.label(three == 1, connectivity=1).max() == ids.max()
+
+
+def test_touching_objects_three_class_and_watershed():
+    yy, xx = np.mgrid[:50, :80]
+    ids = np.zeros((50, 80), np.int32)
+    for i, cx in enumerate((15, 33, 51, 69), 1): ids[(yy - 25) ** 2 + (xx - cx) ** 2 <= 100] = i    # a chain of touching discs
+    tc = count_touching(ids)
+    assert (tc.objects, tc.touching, tc.pairs) == (4, 4, 3)
+    assert touching_pairs(ids).tolist() == [[1, 2], [2, 3], [3, 4]]
+    assert measure.label(instances_to_semantic(ids)).max() == 1                                  # semantic merges them
+    assert measure.label(instances_to_three_class(ids) == 1, connectivity=1).max() == 4           # three-class keeps them
+    assert split_touching(ids > 0, min_distance=5).max() == 4
+    w = unet_weight_map(ids)
+    assert ids[20, 24] == 0 and ids[2, 24] == 0
+    assert w.dtype == np.float32 and w[20, 24] > w[2, 24] + 1                                     # the notch by a contact
+
+
+def test_watershed_keeps_every_component():
+    m = np.zeros((40, 40), bool); m[5, 5] = True; m[20:30, 20:23] = True; m[2:4, 30:38] = True
+    ids = split_touching(m, min_distance=10)
+    assert ids.max() >= 3 and ((ids > 0) == m).all()
+
+
+# ------------------------------------------------------------------ folders, as the command line runs them
+def test_convert_masks_every_target(tmp_path):
+    ids = np.zeros((3, 40, 50), np.int32)
+    for i in range(3):
+        for k, (r, c) in enumerate([(5, 5), (5, 30), (25, 5), (25, 30)][:i + 2], 1): ids[i, r:r + 8, c:c + 10] = k
+    yy, xx = np.mgrid[:40, :50]
+    ids[0][(yy - 30) ** 2 + (xx - 15) ** 2 <= 25] = 90                                            # two touching discs
+    ids[0][(yy - 30) ** 2 + (xx - 24) ** 2 <= 25] = 91
+    (tmp_path/'data'/'instances').mkdir(parents=True); (tmp_path/'data'/'images').mkdir()
+    for i in range(3):
+        save_mask(ids[i], tmp_path/'data'/'instances'/f'im{i}.png', instances=True)
+        Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path/'data'/'images'/f'im{i}.png')
+    total = sum(len(np.unique(a)) - 1 for a in ids)
+    assert total == 2 + 2 + 3 + 4
+    s = convert_masks(tmp_path/'data'/'instances', 'semantic', tmp_path/'sem', progress=False)
+    assert s['objects'] == total and s['touching_objects'] == 2 and s['classes'] == ['background', 'object']
+    assert len(check_dataset(tmp_path/'sem').pairs) == 3 and (tmp_path/'sem'/'images'/'im0.png').exists()
+    t = convert_masks(tmp_path/'data'/'instances', 'three-class', tmp_path/'three', boundary_width=2, progress=False)
+    assert read_codes(tmp_path/'three'/'codes.txt').names == list(THREE_CLASS_CODES)
+    assert set(np.unique(read_mask_array(tmp_path/'three'/'masks'/'im0.png'))) == {0, 1, 2}
+    back = convert_masks(tmp_path/'sem'/'masks', 'instances', tmp_path/'ids', progress=False)
+    assert back['objects'] == total - 1                                                           # the touching pair merges
+    assert read_mask_array(tmp_path/'ids'/'masks'/'im1.png').dtype == np.uint16
+    ws = convert_masks(tmp_path/'sem'/'masks', 'instances', tmp_path/'ws', method='watershed', min_distance=4, progress=False)
+    assert ws['objects'] == total                                                                 # watershed splits them again
+    with pytest.raises(DatasetError, match='already holds'):
+        convert_masks(tmp_path/'data'/'instances', 'semantic', tmp_path/'sem', progress=False)
+    with pytest.raises(DatasetError, match='never writes over'):
+        convert_masks(tmp_path/'sem'/'masks', 'semantic', tmp_path/'sem', overwrite=True, progress=False)
+    with pytest.raises(DatasetError, match='unknown conversion'):
+        convert_masks(tmp_path/'sem'/'masks', 'polygons', tmp_path/'x', progress=False)
+
+
+def test_convert_bare_folder_of_8bit_ids(tmp_path):
+    (tmp_path/'labels').mkdir()
+    ids = measure.label(separated_objects(3, n=6, size=40) > 0).astype(np.uint8)
+    Image.fromarray(ids).save(tmp_path/'labels'/'a.png')
+    s = convert_masks(tmp_path/'labels', 'three-class', tmp_path/'out', progress=False)          # napari-style 8-bit ids
+    assert ids.max() >= 3 and s['objects'] == ids.max() and not (tmp_path/'out'/'images').exists()
+
+
+
+# ------------------------------------------------------------------ real data: DSB2018 (skipped when absent)
+def test_dsb2018_converts_to_semantic_and_three_class(tmp_path):
+    root = shared_dataset('dsb2018_nuclei')
+    files = sorted((root/'masks').glob('*.png'))[:20]
+    (tmp_path/'dsb'/'masks').mkdir(parents=True); (tmp_path/'dsb'/'images').mkdir()
+    for f in files:
+        shutil.copy(f, tmp_path/'dsb'/'masks'/f.name); shutil.copy(root/'images'/f.name, tmp_path/'dsb'/'images'/f.name)
+    sem = convert_masks(tmp_path/'dsb'/'masks', 'semantic', tmp_path/'sem', progress=False)
+    three = convert_masks(tmp_path/'dsb'/'masks', 'three-class', tmp_path/'three', progress=False)
+    assert sem['masks'] == three['masks'] == 20
+    assert sem['objects'] == three['objects'] > 20 and 0 < three['touching_objects'] < three['objects']
+    assert len(check_dataset(tmp_path/'three').pairs) == 20                                       # RGBA images, many sizes
+    interiors = 0
+    for f in files:
+        ids = read_mask_array(f)
+        assert (read_mask_array(tmp_path/'sem'/'masks'/f.name) == (ids > 0)).all()
+        tc = read_mask_array(tmp_path/'three'/'masks'/f.name)
+        assert ((tc > 0) == (ids > 0)).all()
+        n_interiors = measure.label(tc == 1, connectivity=1).max()
+        assert n_interiors >= measure.label(ids > 0, connectivity=1).max()                      # touching nuclei stay apart
+        interiors += n_interiors
+    assert abs(interiors - three['objects']) <= 0.05 * three['objects']                           # about one interior each
+    print(f"DSB2018, first 20 images: {three['objects']} nuclei, {three['touching_objects']} touch another")

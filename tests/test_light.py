@@ -1,0 +1,66 @@
+"The light core: what never runs a model imports no PyTorch, and the command line is built from the functions themselves."
+import json, subprocess, sys
+import numpy as np, pytest
+from segment_lib.data import save_mask, read_mask_array
+from conftest import ROOT, run_cli, run_cli_process
+
+LIGHT = ['segment_lib.data', 'segment_lib.instances', 'segment_lib.bootstrap', 'segment_lib.annotations',
+         'segment_lib.mask_qa', 'segment_lib.measure', 'segment_lib.synthetic', 'segment_lib.viz', 'segment_lib.cli']
+
+def loads_torch(code):
+    "Whether running `code` in a fresh interpreter imports torch (or fastai)."
+    probe = code + "\nimport sys; print(sorted(m for m in ('torch', 'fastai') if m in sys.modules))"
+    r = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.strip().splitlines()[-1]
+
+@pytest.mark.parametrize('module', LIGHT)
+def test_light_module_imports_no_torch(module):
+    assert loads_torch(f'import {module}') == '[]'
+
+@pytest.mark.parametrize('args', [['--help'], ['check', 'data/cells'], ['measure', 'data/cells', '--out', '{tmp}/o.csv'],
+                                  ['convert', 'data/cells/instances', '--to', 'semantic', '--out', '{tmp}/sem'],
+                                  ['bootstrap', '--help'], ['import', '--help']])
+def test_light_commands_import_no_torch(args, tmp_path):
+    args = [a.format(tmp=tmp_path) for a in args]
+    code = f"from segment_lib.cli import main\ntry: main({args!r})\nexcept SystemExit: pass"
+    assert loads_torch(code) == '[]'
+
+def test_model_commands_do_load_torch():
+    assert loads_torch("from segment_lib.cli import build_parser; build_parser('train')") == "['fastai', 'torch']"
+
+def test_version_and_help_defaults():
+    r = run_cli_process('--version')
+    assert r.returncode == 0 and r.stdout.startswith('segment-lib ')
+    r = run_cli_process('train', '--help')
+    text = ' '.join(r.stdout.split())
+    for part in ['training epochs (default: 10)', 'batch size (default: 8)', 'number of poolings (default: 4)',
+                 'held out for validation (default: 0.2)', '{ce,dice,ce+dice,focal}']:
+        assert part in text, part
+
+def test_dataset_folder_accepted_everywhere(tmp_path):
+    cells = ROOT/'data'/'cells'
+    r = run_cli('convert', cells/'instances', '--to', 'three-class', '--out', tmp_path/'three')
+    assert r.returncode == 0, r.stderr
+    r = run_cli('convert', tmp_path/'three', '--to', 'instances', '--out', tmp_path/'ids')   # the folder convert wrote
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path/'ids'/'masks').iterdir())) == 40
+    r = run_cli('measure', cells, '--out', tmp_path/'objects.csv')                       # DATA, not DATA/masks
+    assert r.returncode == 0, r.stderr
+    r = run_cli('bootstrap', cells, '--out', tmp_path/'boot')                            # DATA, not DATA/images
+    assert r.returncode == 0, r.stderr
+
+def test_binary_mask_with_0_and_3_names_only_3(tmp_path):
+    (tmp_path/'images').mkdir()
+    from segment_lib.data import save_image
+    save_image(np.zeros((8, 8), np.uint8), tmp_path/'images'/'a.png')
+    m = np.zeros((8, 8), np.uint8); m[2:5, 2:5] = 3
+    save_mask(m, tmp_path/'masks'/'a.png')
+    r = run_cli('check', tmp_path)
+    assert r.returncode == 2 and 'found value 3 outside the codes' in r.stderr and '0, 3' not in r.stderr
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    import segment_lib.data
+    def broken(*args, **kwargs): raise ValueError('an internal bug, not bad input')
+    monkeypatch.setattr(segment_lib.data, 'inspect_mask', broken)          # a bug deep inside check_dataset
+    with pytest.raises(ValueError, match='internal bug'): run_cli('check', ROOT/'data'/'cells')
