@@ -24,10 +24,9 @@ WRAPPER = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
 
 def run_once(args, src=None):
     "(seconds, peak MB, exit code) of `segment-lib ARGS` in a fresh process, importing the package from `src` if given."
-    env = dict(os.environ)
-    if src: env['PYTHONPATH'] = str(src)
-    cmd = [sys.executable, '-c', 'from segment_lib.cli import main; raise SystemExit(main())', *args]
-    out = subprocess.run([sys.executable, '-c', WRAPPER, *cmd], capture_output=True, text=True, env=env, cwd=ROOT).stdout
+    first = f'import sys; sys.path.insert(0, {str(src)!r}); ' if src else ''   # ahead of this checkout and the editable install
+    cmd = [sys.executable, '-c', first + 'from segment_lib.cli import main; raise SystemExit(main())', *args]
+    out = subprocess.run([sys.executable, '-c', WRAPPER, *cmd], capture_output=True, text=True, cwd=ROOT).stdout
     secs, kb, rc = out.split()
     return float(secs), int(kb) / 1024, int(rc)
 

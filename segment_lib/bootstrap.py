@@ -13,8 +13,9 @@ from scipy import ndimage as ndi
 from skimage import filters, measure, morphology, restoration, transform
 from fastprogress.fastprogress import progress_bar
 
-from .data import (DEFAULT_CODES, IMAGE_EXTS, image_to_grey, read_image, save_mask, write_codes, check_dataset,
+from .data import (DEFAULT_CODES, IMAGE_EXTS, image_to_grey, read_image, save_mask, write_codes,
                               folder_files, refuse_existing_masks, copy_image)
+from .check import check_dataset
 from .instances import label_objects
 
 # %% auto #0

@@ -10,16 +10,16 @@ import argparse, importlib, inspect, json, shutil, sys, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastcore.docments import docments
-
 from . import __version__
-from .data import UserError
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'SHOW', 'COMMANDS', 'DEMO_MARKER', 'Command', 'evaluate_model', 'run_demo', 'build_parser', 'main']
+__all__ = ['SHOW', 'COMMANDS', 'DEMO_MARKER', 'Command', 'evaluate_model', 'run_demo', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #6c36c336
-USER_ERRORS = (UserError, FileExistsError, FileNotFoundError)   # bad input a user can fix: a message and exit code 2
+def _user_errors() -> tuple:
+    "The exceptions that mean bad input a user can fix: a message and exit code 2 (imported only when a command runs)."
+    from segment_lib.data import UserError
+    return (UserError, FileExistsError, FileNotFoundError)
 
 def _print_json(obj): print(json.dumps(obj, indent=2))
 
@@ -66,7 +66,7 @@ def evaluate_model(model:str,            # model.pkl written by `train`, or the 
 
 # %% ../nbs/12_cli.ipynb #e46294da
 COMMANDS = {
-    'check': Command('segment_lib.data:check_dataset', 'validate a dataset folder and summarise it',
+    'check': Command('segment_lib.check:check_dataset', 'validate a dataset folder and summarise it',
                      names=dict(data_dir='data'), fixed=dict(progress=True), show='check'),
     'train': Command('segment_lib.learner:train', 'train a model: MODEL/model.pkl and MODEL/report.json',
                      names=dict(data_dir='data'), options=('out',), fixed=dict(show_progress=True), show='train',
@@ -171,6 +171,7 @@ def _arg_type(anno) -> callable:
 
 def _add_arguments(parser, cmd:Command, func, skip=(), extra=False):
     "Add one argument per parameter of `func`, from its signature and docments."
+    from fastcore.docments import docments
     for name, d in docments(func, full=True).items():
         if name in ('return', *skip, *cmd.fixed) or d['kind'] in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL): continue
         shown, default, anno = cmd.names.get(name, name), d['default'], d['anno']
@@ -219,7 +220,7 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
     name = args.pop('command')
     cmd = COMMANDS[name]
     try: result = _load(cmd.func)(**args, **cmd.fixed)
-    except USER_ERRORS as e:
+    except _user_errors() as e:
         print(f"segment-lib {name}: error: {e}", file=sys.stderr)
         return 2
     SHOW[cmd.show](result, args)

@@ -1,4 +1,4 @@
-"""Find image/mask pairs, read every image and mask encoding people really have, check a dataset, and build fastai `DataLoaders`.
+"""Find image/mask pairs, read and write every image and mask encoding people really have, and check a dataset, without PyTorch.
 
 Docs: https://segment-lib.github.io/segment_lib/data.html.md"""
 
@@ -7,8 +7,7 @@ Docs: https://segment-lib.github.io/segment_lib/data.html.md"""
 # %% ../nbs/00_data.ipynb #9f8767d4
 from __future__ import annotations
 import io, os, shutil, tempfile
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,11 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'MASK_EXTS', 'DEFAULT_CODES', 'MASK_FIXES', 'UserError', 'DatasetError', 'read_image', 'stretch_to_unit',
+__all__ = ['IMAGE_EXTS', 'MASK_EXTS', 'DEFAULT_CODES', 'UserError', 'DatasetError', 'read_image', 'stretch_to_unit',
            'image_to_rgb', 'image_to_grey', 'Codes', 'read_codes', 'dataset_codes', 'as_codes', 'read_mask_array',
-           'decode_mask', 'read_mask', 'atomic_write', 'save_image', 'save_mask', 'write_codes', 'files_by_stem',
-           'find_pairs', 'dataset_folder', 'folder_files', 'image_size', 'refuse_existing_masks', 'copy_image',
-           'Problem', 'inspect_mask', 'DatasetSummary', 'check_dataset']
+           'decode_mask', 'is_palette', 'read_mask', 'atomic_write', 'save_image', 'save_mask', 'write_codes',
+           'files_by_stem', 'find_pairs', 'dataset_folder', 'folder_files', 'image_size', 'refuse_existing_masks',
+           'copy_image']
 
 # %% ../nbs/00_data.ipynb #3a26799d
 IMAGE_EXTS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')  # image files we read
@@ -229,8 +228,9 @@ def decode_mask(arr:np.ndarray,   # stored mask values, as from `read_mask_array
     if arr.dtype.itemsize >= 2 and n == 2 and not palette: return (arr > 0).astype(np.uint8), 'instance'
     raise _outside_codes_error(arr, codes, name, palette)
 
-def _is_palette(path:Path) -> bool:
-    "Whether a (non-TIFF) mask file stores palette indices."
+def is_palette(path:str|Path, # mask file
+              ) -> bool:
+    "Whether a mask file stores palette indices (a PNG of mode 'P'), whose values are class indices, not colours."
     if _is_tiff(path): return False
     try:
         with Image.open(path) as im: return im.mode == 'P'
@@ -244,7 +244,7 @@ def read_mask(path:str|Path,         # mask file: png, tif or tiff
     if path.suffix.lower() not in MASK_EXTS:
         raise DatasetError(f"{path}: masks must be lossless ({', '.join(MASK_EXTS)}); found {path.suffix}. JPEG "
                            "changes class values at edges: export the mask as PNG or TIFF.", 'jpeg')
-    return decode_mask(read_mask_array(path), codes, name=str(path), palette=_is_palette(path))[0]
+    return decode_mask(read_mask_array(path), codes, name=str(path), palette=is_palette(path))[0]
 
 # %% ../nbs/00_data.ipynb #cccc94f3
 def _umask() -> int:
@@ -399,138 +399,3 @@ def copy_image(src,               # image file, or image file bytes
             return save_image(np.asarray(im.convert('RGB') if im.mode in ('P', 'CMYK') else im), dest, overwrite)
     if isinstance(src, (bytes, bytearray)): return atomic_write(dest, lambda p: p.write_bytes(src), overwrite)
     return atomic_write(dest, lambda p: shutil.copyfile(src, p), overwrite)
-
-# %% ../nbs/00_data.ipynb #9ead4f00
-@dataclass
-class Problem:
-    "One thing found in a mask file: what it is, how to fix it, and whether training would refuse the mask."
-    kind: str              # e.g. 'antialiased', 'jpeg', 'size', 'empty': see the table in `06d_mask_qa`
-    message: str           # what was found and how to fix it, naming the file
-    fix: str = ''          # the function that repairs it ('' when a person must decide)
-    blocking: bool = True  # True: `check_dataset` and training refuse the mask; False: a note, the mask is usable
-
-MASK_FIXES = {'antialiased': 'snap_to_codes', 'off_palette': 'fix_jpeg_rgb_mask', 'instance_ids': 'instances_to_semantic',
-              'size': 'resize_mask_nearest', '0255': 'fix_0255'}   # problem kind -> function that repairs it
-
-def inspect_mask(mask_path:str|Path,       # mask file to check
-                 codes:Codes|None=None,     # class names (and colours); binary default if None
-                 image_shape:tuple|None=None, # (H, W) of its image, to compare sizes
-                ) -> tuple:
-    "(class indices or None, encoding or None, [`Problem`, ...]) of one mask file, decoded exactly as training decodes it."
-    mask_path, problems, classes, encoding = Path(mask_path), [], None, None
-    codes = codes or Codes(list(DEFAULT_CODES))
-    jpeg = mask_path.suffix.lower() not in MASK_EXTS
-    if jpeg:
-        fix = 'fix_jpeg_rgb_mask' if codes.colors else 'snap_to_codes'
-        problems.append(Problem('jpeg', f"{mask_path}: masks must be lossless; found {mask_path.suffix}. JPEG changes class "
-                                f"values at every edge: export the mask as PNG or TIFF, or repair it with {fix} and save it "
-                                "with save_mask.", fix))
-    try: arr = read_mask_array(mask_path)
-    except DatasetError as e: return None, None, problems + [Problem('unreadable', str(e))]
-    if not (jpeg and arr.ndim == 2 and not codes.colors):      # a grey JPEG's values mean nothing until snapped
-        try: classes, encoding = decode_mask(arr, codes, name=str(mask_path), palette=_is_palette(mask_path))
-        except DatasetError as e: problems.append(Problem(e.kind, str(e), MASK_FIXES.get(e.kind, '')))
-    if encoding == '0/255':
-        problems.append(Problem('0255', f"{mask_path}: a 0/255 mask, read as 0/1 (255 = {codes.names[1]}). Training reads it "
-                                "as it is; fix_0255(mask) gives 0/1 for tools that need it.", 'fix_0255', blocking=False))
-    if image_shape is not None and arr.shape[:2] != tuple(image_shape[:2]):
-        h, w = image_shape[:2]
-        problems.append(Problem('size', f"{mask_path}: mask is {arr.shape[0]}x{arr.shape[1]} (HxW) but its image is {h}x{w}. "
-                                "If it is the right mask at another scale, resize it with nearest-neighbour interpolation "
-                                f"(resize_mask_nearest(mask, ({h}, {w})), never smooth resizing) or re-export it at the "
-                                "image size; otherwise fix the pairing.", 'resize_mask_nearest'))
-    if classes is not None and classes.size and (classes == classes.flat[0]).all():
-        kind, what = ('empty', "every pixel is background. Right if the image shows no objects (empty truth is valid data); "
-                      "otherwise it still needs annotating.") if classes.flat[0] == 0 else \
-                     ('full', f"every pixel is '{codes.names[classes.flat[0]]}': an inverted or blank export? Look at it "
-                      "with show_overlay.")
-        problems.append(Problem(kind, f"{mask_path}: {what}", blocking=False))
-    return classes, encoding, problems
-
-# %% ../nbs/00_data.ipynb #ab169409
-@dataclass
-class DatasetSummary:
-    "What `check_dataset` found in a dataset folder."
-    data_dir: str
-    codes: Codes
-    pairs: list
-    image_sizes: Counter = field(default_factory=Counter)    # (height, width) -> count
-    image_types: Counter = field(default_factory=Counter)    # e.g. 'uint8 grey', 'uint8 RGBA' -> count
-    mask_encodings: Counter = field(default_factory=Counter) # '0/255', 'instance', ... -> count
-    class_pixels: np.ndarray = None                          # pixel count per class
-    notes: list = field(default_factory=list)                # non-blocking `Problem`s: usable, but worth knowing
-
-    @property
-    def class_fractions(self): return dict(zip(self.codes.names, (self.class_pixels / max(1, self.class_pixels.sum())).round(4).tolist()))
-
-    def __str__(self):
-        sizes = ', '.join(f'{h}x{w} ({n})' for (h, w), n in self.image_sizes.most_common(5))
-        if len(self.image_sizes) > 5: sizes += f', ... {len(self.image_sizes)} sizes'
-        fr = ', '.join(f'{k} {v:.1%}' for k, v in self.class_fractions.items())
-        by_kind = Counter(p.kind for p in self.notes)
-        notes = ''.join(f"\n  note: {n} mask{'s' if n > 1 else ''} {kind}, e.g. {next(p.message for p in self.notes if p.kind == kind)}"
-                        for kind, n in by_kind.items())
-        return (f"{self.data_dir}: {len(self.pairs)} image/mask pairs\n"
-                f"  image sizes (HxW): {sizes}\n"
-                f"  image types: {', '.join(f'{k} ({n})' for k, n in self.image_types.items())}\n"
-                f"  mask encodings: {', '.join(f'{k} ({n})' for k, n in self.mask_encodings.items())}\n"
-                f"  classes: {fr}{notes}")
-
-    def to_dict(self):
-        "JSON-friendly version for reports."
-        return dict(data_dir=self.data_dir, pairs=len(self.pairs), classes=self.codes.names,
-                    image_sizes={f'{h}x{w}': n for (h, w), n in self.image_sizes.items()},
-                    image_types=dict(self.image_types), mask_encodings=dict(self.mask_encodings),
-                    class_fractions=self.class_fractions, notes=dict(Counter(p.kind for p in self.notes)))
-
-def _image_type(arr):
-    kind = {2: 'grey', 3: {1: 'grey', 2: 'grey+alpha', 3: 'RGB', 4: 'RGBA'}}
-    ch = kind[2] if arr.ndim == 2 else kind[3].get(arr.shape[-1], f'{arr.shape[-1]}-channel')
-    return f'{arr.dtype} {ch}'
-
-# %% ../nbs/00_data.ipynb #3fc2f7c4
-def check_dataset(data_dir:str|Path,       # dataset folder holding images/, masks/ and optionally codes.txt
-                  codes:Codes|None=None,   # class names; default: the folder's codes.txt, else binary
-                  progress:bool=False,     # show a progress bar
-                 ) -> DatasetSummary:
-    "Read every pair and return a summary, or raise a `DatasetError` listing every problem found."
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir(): raise DatasetError(f"{data_dir}: folder not found. Give the dataset folder that holds images/ and masks/.")
-    codes = codes or dataset_codes(data_dir)
-    pairs = find_pairs(data_dir)
-    problems = []
-    imgs = files_by_stem(data_dir/'images', IMAGE_EXTS)
-    msks = files_by_stem(data_dir/'masks', IMAGE_EXTS)        # JPEG masks too, so they are reported, not ignored
-    if not imgs: problems.append(f"{data_dir/'images'}: no images found (looked for {', '.join(IMAGE_EXTS)}). Put the images there.")
-    for stem, files in {**imgs, **msks}.items():
-        if len(imgs.get(stem, [])) > 1 or len(msks.get(stem, [])) > 1:
-            problems.append(f"{', '.join(str(f) for f in imgs.get(stem, []) + msks.get(stem, []))}: several files share "
-                            f"the stem '{stem}'. Keep one image and one mask per stem.")
-    for stem in sorted(set(imgs) - set(msks)):
-        problems.append(f"{imgs[stem][0]}: image has no mask. Add masks/{stem}.png, or move the image out of images/.")
-    for stem in sorted(set(msks) - set(imgs)):
-        problems.append(f"{msks[stem][0]}: mask has no image. Add images/{stem}.png (same stem), or remove the mask.")
-    summary = DatasetSummary(str(data_dir), codes, pairs, class_pixels=np.zeros(len(codes), np.int64))
-    stems = sorted(set(msks) & set(imgs))
-    if progress:
-        from fastprogress.fastprogress import progress_bar
-        stems = progress_bar(stems, leave=False)
-    for stem in stems:
-        img_path, mask_path = imgs[stem][0], msks[stem][0]
-        try: img = read_image(img_path)
-        except DatasetError as e: problems.append(str(e)); img = None
-        if img is not None:
-            summary.image_sizes[img.shape[:2]] += 1
-            summary.image_types[_image_type(img)] += 1
-        mask, encoding, found = inspect_mask(mask_path, codes, None if img is None else img.shape)
-        problems += [p.message for p in found if p.blocking]
-        summary.notes += [p for p in found if not p.blocking]
-        if encoding is not None:
-            summary.mask_encodings[encoding] += 1
-            summary.class_pixels += np.bincount(mask.ravel(), minlength=len(codes))[:len(codes)]
-    if problems:
-        head = f"{data_dir}: {len(problems)} problem{'s' if len(problems) > 1 else ''} found; nothing was changed.\n  - "
-        err = DatasetError(head + '\n  - '.join(problems))
-        err.problems = problems
-        raise err
-    return summary

@@ -16,8 +16,9 @@ from skimage import feature, filters, measure, segmentation
 from fastprogress.fastprogress import progress_bar
 
 from .data import (DEFAULT_CODES, IMAGE_EXTS, MASK_EXTS, Codes, DatasetError, read_codes, read_mask_array,
-                              decode_mask, save_mask, write_codes, check_dataset, files_by_stem, dataset_folder,
+                              decode_mask, save_mask, write_codes, files_by_stem, dataset_folder,
                               refuse_existing_masks, copy_image)
+from .check import check_dataset
 
 # %% auto #0
 __all__ = ['CONNECTIVITY', 'THREE_CLASS_CODES', 'CONVERSIONS', 'drop_small_objects', 'label_objects', 'split_touching',

@@ -20,8 +20,9 @@ from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossF
                                load_learner, set_seed, Normalize, params, DataBlock, TransformBlock, RandomSplitter,
                                PILImage, PILMask, AddMaskCodes, Resize, aug_transforms, imagenet_stats, IntToFloatTensor)
 
-from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, check_dataset, dataset_codes, find_pairs,
+from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, dataset_codes, find_pairs,
                               image_to_rgb, read_image, read_mask)
+from .check import check_dataset
 from .unet import UNet, count_parameters, pad_to_multiple, crop_to
 
 # %% auto #0

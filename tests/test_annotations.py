@@ -1,4 +1,4 @@
-"Import formats, rasterisation rules and bad inputs for `segment_lib.annotations`."
+"Import formats and bad inputs (`segment_lib.annotations`) and the rasterisation rules they share (`segment_lib.regions`)."
 import base64, io, json, math, shutil
 from pathlib import Path
 
@@ -7,9 +7,10 @@ import pytest
 import tifffile
 from PIL import Image
 
-from segment_lib.data import DatasetError, check_dataset, read_codes, read_mask_array, save_mask
-from segment_lib.annotations import (import_annotations, polygon_mask, read_coco, read_labelme, rle_decode, rle_encode,
-                                     rle_string_to_counts)
+from segment_lib.data import DatasetError, read_codes, read_mask_array, save_mask
+from segment_lib.check import check_dataset
+from segment_lib.annotations import import_annotations, read_coco, read_labelme
+from segment_lib.regions import polygon_mask, rle_decode, rle_encode, rle_string_to_counts
 
 
 H, W = 24, 32
@@ -19,7 +20,7 @@ SCENE = [('cell', [(2, 2), (6, 2), (6, 6), (2, 6)]),
          ('debris', [(20, 12), (27, 12), (27, 17), (20, 17)]),
          ('debris', [(4, 4), (8, 4), (8, 8), (4, 8)])]
 CODES = ['background', 'cell', 'debris']
-EXPECTED_PIXELS = [H * W - 16 - 45 - 48 - 25, 16 + 45, 48 + 25]     # worked out by hand, see 06c_annotations
+EXPECTED_PIXELS = [H * W - 16 - 45 - 48 - 25, 16 + 45, 48 + 25]     # worked out by hand, see 06d_annotations
 EXPECTED_OBJECTS = [16, 25, 45, 48]
 
 

@@ -1,7 +1,8 @@
 "Every image and mask encoding users really have, read through segment_lib.data, plus the real datasets."
 import numpy as np, pytest, tifffile
 from PIL import Image
-from segment_lib.data import Codes, DatasetError, check_dataset, image_to_rgb, read_image, read_mask, save_mask
+from segment_lib.data import Codes, DatasetError, image_to_rgb, read_image, read_mask, save_mask
+from segment_lib.check import check_dataset
 from conftest import shared_dataset
 
 TRUTH = np.zeros((24, 32), np.uint8); TRUTH[4:14, 6:20] = 1; TRUTH[16:22, 22:30] = 1

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 from skimage import measure
 
-from segment_lib.data import DatasetError, check_dataset, read_codes, read_mask_array, save_mask
+from segment_lib.data import DatasetError, read_codes, read_mask_array, save_mask
+from segment_lib.check import check_dataset
 from segment_lib.instances import (THREE_CLASS_CODES, convert_masks, count_touching, instances_to_semantic,
                                    instances_to_three_class, semantic_to_instances, split_touching,
                                    touching_pairs, unet_weight_map)

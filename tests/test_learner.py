@@ -54,7 +54,8 @@ def test_dsb2018_mixed_sizes_need_size():
 def test_check_and_training_decode_masks_identically(tmp_path, encoding):
     "`check` and training read every encoding through the one decoder: the same classes, pixel for pixel."
     from PIL import Image
-    from segment_lib.data import Codes, check_dataset, save_image, write_codes
+    from segment_lib.data import Codes, save_image, write_codes
+    from segment_lib.check import check_dataset
     truth = np.zeros((4, 32, 32), np.uint8)
     for i in range(4): truth[i, 4 + i:20 + i, 6:26 - i] = 1
     for i, t in enumerate(truth):

@@ -1,11 +1,11 @@
 "The light core: what never runs a model imports no PyTorch, and the command line is built from the functions themselves."
-import json, subprocess, sys
+import subprocess, sys
 import numpy as np, pytest
-from segment_lib.data import save_mask, read_mask_array
+from segment_lib.data import save_mask
 from conftest import ROOT, run_cli, run_cli_process
 
-LIGHT = ['segment_lib.data', 'segment_lib.instances', 'segment_lib.bootstrap', 'segment_lib.annotations',
-         'segment_lib.mask_qa', 'segment_lib.measure', 'segment_lib.synthetic', 'segment_lib.viz', 'segment_lib.cli']
+LIGHT = ['segment_lib.data', 'segment_lib.check', 'segment_lib.instances', 'segment_lib.bootstrap', 'segment_lib.annotations',
+         'segment_lib.mask_qa', 'segment_lib.regions', 'segment_lib.measure', 'segment_lib.synthetic', 'segment_lib.viz', 'segment_lib.cli']
 
 def loads_torch(code):
     "Whether running `code` in a fresh interpreter imports torch (or fastai)."
@@ -60,7 +60,7 @@ def test_binary_mask_with_0_and_3_names_only_3(tmp_path):
     assert r.returncode == 2 and 'found value 3 outside the codes' in r.stderr and '0, 3' not in r.stderr
 
 def test_a_bug_keeps_its_traceback(monkeypatch):
-    import segment_lib.data
+    import segment_lib.check
     def broken(*args, **kwargs): raise ValueError('an internal bug, not bad input')
-    monkeypatch.setattr(segment_lib.data, 'inspect_mask', broken)          # a bug deep inside check_dataset
+    monkeypatch.setattr(segment_lib.check, 'inspect_mask', broken)          # a bug deep inside check_dataset
     with pytest.raises(ValueError, match='internal bug'): run_cli('check', ROOT/'data'/'cells')
