@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from fastprogress.fastprogress import progress_bar
 
 from .data import (IMAGE_EXTS, MASK_EXTS, DEFAULT_CODES, Codes, DatasetError, read_codes, read_mask_array,
                               decode_mask, save_mask, write_codes, refuse_existing_masks, copy_image, image_size,
-                              files_by_stem)
+                              files_by_stem, with_progress)
 from .check import check_dataset
 from .regions import (Region, ImageAnnotation, rectangle_polygon, rle_decode, codes_names, unknown_label_error,
                                  annotation_masks)
@@ -250,7 +249,7 @@ def _import_labels(labels_dir, images, out:Path, codes, overwrite:bool, progress
         if masks[f].shape != tuple(image_size(img)):
             raise DatasetError(f"{f}: label image is {masks[f].shape[0]} x {masks[f].shape[1]} but {img.name} is "
                                f"{image_size(img)[0]} x {image_size(img)[1]} (HxW). Export the labels at the image size.")
-    for f, img in (progress_bar(pairs) if progress else pairs):
+    for f, img in with_progress(pairs, progress, 'images'):
         copy_image(img, out/'images'/img.name, overwrite)
         save_mask(masks[f], out/'masks'/f'{f.stem}.png', overwrite=overwrite)
     write_codes(codes.names, out/'codes.txt')
@@ -306,7 +305,7 @@ def import_annotations(fmt:str,               # 'labelme', 'coco', 'cvat', 'via'
                                    "Pass overwrite=True (--overwrite) or choose a new output folder.")
             plan.append((ann, src, stem, ext, (h, w)))
         n_objects, skipped = 0, []
-        for ann, src, stem, ext, shape in (progress_bar(plan) if progress else plan):
+        for ann, src, stem, ext, shape in with_progress(plan, progress, 'images'):
             semantic, ids = annotation_masks(ann, names, shape)
             copy_image(src, out/'images'/f'{stem}{ext}', overwrite)
             save_mask(semantic, out/'masks'/f'{stem}.png', overwrite=overwrite)

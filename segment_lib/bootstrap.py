@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology, restoration, transform
-from fastprogress.fastprogress import progress_bar
 
 from .data import (DEFAULT_CODES, IMAGE_EXTS, image_to_grey, read_image, save_mask, write_codes,
-                              folder_files, refuse_existing_masks, copy_image)
+                              folder_files, refuse_existing_masks, copy_image, with_progress)
 from .check import check_dataset
 from .instances import label_objects
 
@@ -113,7 +112,7 @@ def bootstrap_folder(images_dir:str|Path, # folder of images, or a dataset folde
     files, out = list(folder_files(images_dir, IMAGE_EXTS, 'image').values()), Path(out)
     refuse_existing_masks(out, overwrite)
     n_objects, fractions = 0, []
-    for f in (progress_bar(files) if progress else files):
+    for f in with_progress(files, progress, 'images'):
         semantic, ids = bootstrap_mask(read_image(f), **kwargs)
         copy_image(f, out/'images'/f.name, overwrite)
         save_mask(semantic, out/'masks'/f'{f.stem}.png', overwrite=overwrite)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import (DEFAULT_CODES, IMAGE_EXTS, MASK_EXTS, Codes, DatasetError, dataset_codes, decode_mask,
-                              files_by_stem, find_pairs, read_image, read_mask_array, is_palette)
+                              files_by_stem, find_pairs, read_image, read_mask_array, is_palette, with_progress)
 
 # %% auto #0
 __all__ = ['MASK_FIXES', 'Problem', 'inspect_mask', 'DatasetSummary', 'check_dataset']
@@ -130,10 +130,7 @@ def check_dataset(data_dir:str|Path,       # dataset folder holding images/, mas
         problems.append(f"{msks[stem][0]}: mask has no image. Add images/{stem}.png (same stem), or remove the mask.")
     summary = DatasetSummary(str(data_dir), codes, pairs, class_pixels=np.zeros(len(codes), np.int64))
     stems = sorted(set(msks) & set(imgs))
-    if progress:
-        from fastprogress.fastprogress import progress_bar
-        stems = progress_bar(stems, leave=False)
-    for stem in stems:
+    for stem in with_progress(stems, progress, 'pairs'):
         img_path, mask_path = imgs[stem][0], msks[stem][0]
         try: img = read_image(img_path)
         except DatasetError as e: problems.append(str(e)); img = None

@@ -56,7 +56,8 @@ def evaluate_model(model:str,            # model.pkl written by `train`, or the 
                    overwrite:bool=False, # replace an existing --out file
                   ) -> dict:
     "Score a trained model on a dataset folder: per-class Dice, IoU, precision, recall and pixel accuracy."
-    from segment_lib.learner import load_model, evaluate
+    from segment_lib.learner import evaluate
+    from segment_lib.inference import load_model
     from segment_lib.data import atomic_write
     if out and Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists and was left untouched. Pass --overwrite to replace it.")
@@ -121,7 +122,8 @@ def run_demo(out:str|Path='demo-output', # output folder
     import matplotlib; matplotlib.use('Agg')
     from segment_lib.synthetic import write_course_dataset
     from segment_lib.data import find_pairs, read_image, read_mask, read_mask_array
-    from segment_lib.learner import train, load_model, evaluate
+    from segment_lib.learner import train, evaluate
+    from segment_lib.inference import load_model
     from segment_lib.inference import predict_folder, predict_image, show_predictions
     from segment_lib.measure import measure_folder
     from segment_lib.instances import label_objects

@@ -6,7 +6,7 @@ Docs: https://segment-lib.github.io/segment_lib/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #9f8767d4
 from __future__ import annotations
-import io, os, shutil, tempfile
+import io, os, shutil, sys, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +18,9 @@ from scipy import ndimage as ndi
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'MASK_EXTS', 'DEFAULT_CODES', 'UserError', 'DatasetError', 'read_image', 'stretch_to_unit',
            'image_to_rgb', 'image_to_grey', 'Codes', 'read_codes', 'dataset_codes', 'as_codes', 'read_mask_array',
-           'decode_mask', 'is_palette', 'read_mask', 'atomic_write', 'save_image', 'save_mask', 'write_codes',
-           'files_by_stem', 'find_pairs', 'dataset_folder', 'folder_files', 'image_size', 'refuse_existing_masks',
-           'copy_image']
+           'decode_mask', 'is_palette', 'read_mask', 'atomic_write', 'save_image', 'save_mask', 'class_palette',
+           'write_codes', 'with_progress', 'files_by_stem', 'find_pairs', 'dataset_folder', 'folder_files',
+           'image_size', 'refuse_existing_masks', 'copy_image']
 
 # %% ../nbs/00_data.ipynb #3a26799d
 IMAGE_EXTS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')  # image files we read
@@ -287,8 +287,9 @@ def save_mask(mask:np.ndarray,    # class indices or instance ids, HxW integers
               path:str|Path,      # destination .png, .tif or .tiff; never JPEG
               overwrite:bool=False, # replace an existing file?
               instances:bool=False, # instance ids: write at least 16-bit, even with fewer than 256 objects
+              palette:list|None=None, # class colours [(r, g, b), ...]: write a palette PNG, viewable and still class indices
              ) -> Path:
-    "Write a mask atomically and losslessly: 8- or 16-bit PNG, or TIFF."
+    "Write a mask atomically and losslessly: 8- or 16-bit PNG (a palette PNG when colours are given), or TIFF."
     path, mask = Path(path), np.asarray(mask)
     if path.suffix.lower() not in MASK_EXTS:
         raise ValueError(f"{path}: masks are written losslessly as PNG or TIFF, never {path.suffix}; change the extension.")
@@ -302,7 +303,20 @@ def save_mask(mask:np.ndarray,    # class indices or instance ids, HxW integers
     mask = mask.astype(np.uint8 if (top < 256 and min_bits == 8) else np.uint16 if top < 2**16 else np.uint32)
     if mask.dtype == np.uint32 and not _is_tiff(path):
         raise ValueError(f"{path}: {top} exceeds 16 bits, which PNG cannot hold; save as .tif instead.")
+    if palette is not None and mask.dtype == np.uint8 and path.suffix.lower() == '.png':
+        im = Image.fromarray(mask, mode='L').convert('P')     # pixel values stay the class indices
+        im.putpalette([v for rgb in palette for v in rgb] + [0] * (768 - 3 * len(palette)))
+        return atomic_write(path, lambda p: im.save(p, format='PNG'), overwrite)
     return save_image(mask, path, overwrite)
+
+def class_palette(codes, # `Codes` (their colours are used when they have some) or the number of classes
+                 ) -> list:
+    "One visible colour per class: the codes' own colours, else black and white for two classes, else tab10 colours."
+    if isinstance(codes, Codes) and codes.colors: return [tuple(c) for c in codes.colors]
+    n = len(codes) if not isinstance(codes, int) else codes
+    if n <= 2: return [(0, 0, 0), (255, 255, 255)][:n]
+    tab10 = ['1f77b4', 'ff7f0e', '2ca02c', 'd62728', '9467bd', '8c564b', 'e377c2', '7f7f7f', 'bcbd22', '17becf']
+    return [(0, 0, 0)] + [tuple(int(h[i:i + 2], 16) for i in (0, 2, 4)) for h in (tab10 * (n // 10 + 1))[:n - 1]]
 
 # %% ../nbs/00_data.ipynb #0e403e91
 def write_codes(codes:Codes|list, # class names, or `Codes` with colours
@@ -313,6 +327,33 @@ def write_codes(codes:Codes|list, # class names, or `Codes` with colours
     codes = codes if isinstance(codes, Codes) else Codes([str(c) for c in codes])
     lines = [f'{n} {r} {g} {b}' for n, (r, g, b) in zip(codes.names, codes.colors)] if codes.colors else list(codes.names)
     return atomic_write(path, lambda tmp: tmp.write_text(''.join(f'{line}\n' for line in lines)), overwrite)
+
+# %% ../nbs/00_data.ipynb #e80a5b90
+def _interactive() -> bool:
+    "Whether a person watches: a terminal, or a Jupyter kernel (not a log file, a pipe or a test runner)."
+    try:
+        shell = get_ipython().__class__.__name__                      # defined inside IPython only
+        if shell == 'ZMQInteractiveShell': return True
+    except NameError: pass
+    return sys.stderr.isatty()
+
+def with_progress(items,         # a sized iterable (list, range, ...)
+             enabled:bool=True,  # False: iterate silently
+             what:str='items',   # what is counted, for log lines
+            ):
+    "Iterate over `items` showing progress: a bar for a person watching, a line per tenth of the work in a log."
+    if not enabled: yield from items; return
+    if _interactive():
+        from fastprogress.fastprogress import progress_bar
+        yield from progress_bar(items, leave=False); return
+    n, t0 = len(items), time.time()
+    marks = {max(1, round(n * k / 10)) for k in range(1, 11)}
+    for i, item in enumerate(items, 1):
+        yield item
+        if i in marks:
+            spent = time.time() - t0
+            print(f"  {i}/{n} {what} ({i / n:.0%}), {spent:.0f} s, about {spent / i * (n - i):.0f} s left",
+                  file=sys.stderr, flush=True)
 
 # %% ../nbs/00_data.ipynb #6db4e650
 def files_by_stem(folder:str|Path, # folder to list (a missing folder lists nothing)

@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import feature, filters, measure, segmentation
-from fastprogress.fastprogress import progress_bar
 
 from .data import (DEFAULT_CODES, IMAGE_EXTS, MASK_EXTS, Codes, DatasetError, read_codes, read_mask_array,
                               decode_mask, save_mask, write_codes, files_by_stem, dataset_folder,
-                              refuse_existing_masks, copy_image)
+                              refuse_existing_masks, copy_image, with_progress)
 from .check import check_dataset
 
 # %% auto #0
@@ -217,7 +216,7 @@ def convert_masks(masks_dir:str|Path,   # folder of masks (instance ids or class
     if codes_file and masks_dir.name == 'instances': codes_in = None     # DATA/codes.txt describes DATA/masks, not ids
     names = list(THREE_CLASS_CODES) if to == 'three-class' else None
     n_objects, n_touching, counted, pixels = 0, 0, False, {}
-    for f in (progress_bar(files) if progress else files):
+    for f in with_progress(files, progress, 'masks'):
         got, arr = _read_for_conversion(f, kind, codes_in)
         ids = arr if got == 'instances' else None
         if to == 'semantic':

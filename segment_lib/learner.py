@@ -6,7 +6,7 @@ Docs: https://segment-lib.github.io/segment_lib/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #30497786
 from __future__ import annotations
-import contextlib, json, platform, time, urllib.error, warnings
+import contextlib, json, platform, time, urllib.error
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,20 +17,20 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossFlat, DiceLoss, unet_learner,
-                               load_learner, set_seed, Normalize, params, DataBlock, TransformBlock, RandomSplitter,
+                               set_seed, Normalize, params, DataBlock, TransformBlock, RandomSplitter,
                                PILImage, PILMask, AddMaskCodes, Resize, aug_transforms, imagenet_stats, IntToFloatTensor)
 
 from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, dataset_codes, find_pairs,
-                              image_to_rgb, read_image, read_mask)
+                              image_to_rgb, read_image, read_mask, with_progress)
 from .check import check_dataset
-from .unet import UNet, count_parameters, pad_to_multiple, crop_to
+from .unet import UNet, count_parameters
+from .inference import predict_probs
 
 # %% auto #0
 __all__ = ['LOSSES', 'RESNETS', 'ARCHS', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo', 'segmentation_datablock',
            'segmentation_dls', 'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable',
-           'unet_splitter', 'dls_model_info', 'seg_learner', 'predict_probs', 'confusion_matrix',
-           'scores_from_confusion', 'evaluate', 'valid_pairs', 'ModelFileError', 'export_learner', 'load_model',
-           'train']
+           'unet_splitter', 'dls_model_info', 'seg_learner', 'confusion_matrix', 'scores_from_confusion', 'evaluate',
+           'valid_pairs', 'export_learner', 'train']
 
 # %% ../nbs/04_learner.ipynb #3a63393c
 class ImageReader:
@@ -56,11 +56,13 @@ class ModelInfo:
     mean: tuple|None = None       # per-channel mean subtracted from RGB in [0, 1] (None: no normalisation)
     std: tuple|None = None        # per-channel standard deviation divided by
     arch: str|None = None         # 'unet' (ours) or a torchvision ResNet name; set by `seg_learner`
+    tile: int|None = None         # tile side prediction uses by default: the size the model was trained at
+    temperature: float = 1.0      # logits are divided by this before the softmax (fitted by `train`, see 07_confidence)
 
     def to_dict(self):
         "JSON-friendly version for reports."
         return dict(classes=list(self.codes.names), colors=self.codes.colors, size=self.size, mean=self.mean, std=self.std,
-                    arch=self.arch)
+                    arch=self.arch, tile=self.tile, temperature=self.temperature)
 
 def segmentation_datablock(pairs:list,          # (image, mask) path pairs
                            codes:Codes,         # class names
@@ -118,7 +120,9 @@ def segmentation_dls(data_dir:str|Path|None=None, # dataset folder (images/, mas
     dls.train.rng.seed(seed)
     mean, std = imagenet_stats if normalize else (None, None)
     dls.codes, dls.pairs = list(codes.names), list(pairs)
-    dls.model_info = ModelInfo(codes, size=size, mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std))
+    tile = size if size is not None else (max(next(iter(sizes))) if len(sizes) == 1 else None)   # trained at this size
+    dls.model_info = ModelInfo(codes, size=size, mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std),
+                               tile=tile)
     return dls
 
 # %% ../nbs/04_learner.ipynb #18931ae0
@@ -243,27 +247,6 @@ def seg_learner(dls,                     # `DataLoaders` from `segmentation_dls`
     learn.model_info = info
     return learn
 
-# %% ../nbs/04_learner.ipynb #27225a1f
-def predict_probs(learn:Learner,     # a segmentation learner
-                  image:np.ndarray,  # image array as read by `read_image` (grey, RGB, RGBA, 8/16-bit)
-                  size:int|tuple|None=None, # predict at this size and resize back; default: the training size if any
-                 ) -> np.ndarray:
-    "Class probabilities (float32, C x H x W) for one image at its own resolution."
-    rgb = image_to_rgb(image)
-    h, w = rgb.shape[:2]
-    x = torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255
-    info = learn.model_info
-    size = size or info.size
-    if size is not None: x = F.interpolate(x, size=(size, size) if isinstance(size, int) else tuple(size), mode='bilinear', align_corners=False)
-    if info.mean is not None: x = (x - torch.tensor(info.mean).view(1, -1, 1, 1)) / torch.tensor(info.std).view(1, -1, 1, 1)
-    device = next(learn.model.parameters()).device
-    learn.model.eval()
-    with torch.no_grad():
-        xp = pad_to_multiple(x, 32)
-        logits = crop_to(learn.model(xp.to(device)).float().cpu(), *x.shape[-2:])
-    if logits.shape[-2:] != (h, w): logits = F.interpolate(logits, size=(h, w), mode='bilinear', align_corners=False)
-    return F.softmax(logits, dim=1)[0].numpy().astype(np.float32)
-
 # %% ../nbs/04_learner.ipynb #32ccea0c
 def confusion_matrix(pred:np.ndarray, # predicted class indices
                      truth:np.ndarray, # true class indices
@@ -301,11 +284,7 @@ def evaluate(learn:Learner,              # a trained segmentation learner
                            f"({', '.join(names)}). Evaluate on masks labelled with the model's classes, or fix codes.txt.")
     if pairs is None: pairs = check_dataset(data_dir, codes).pairs
     cm = np.zeros((len(names), len(names)), np.int64)
-    it = pairs
-    if progress:
-        from fastprogress.fastprogress import progress_bar
-        it = progress_bar(pairs, leave=False)
-    for img_path, mask_path in it:
+    for img_path, mask_path in with_progress(pairs, progress, 'images'):
         truth = read_mask(mask_path, codes)
         pred = predict_probs(learn, read_image(img_path)).argmax(0)
         cm += confusion_matrix(pred, truth, len(names))
@@ -331,33 +310,11 @@ def _epoch_table(learn) -> list:
     return [dict(epoch=i, **{n: (None if v is None else round(float(v), 4)) for n, v in zip(names, vals)})
             for i, vals in enumerate(learn.recorder.values)]
 
-class ModelFileError(DatasetError):
-    "A file that is not a usable segment_lib model: the message says what it is and what to do."
-
 def export_learner(learn:Learner,  # trained learner
                    path:str|Path,  # destination .pkl file
                   ) -> Path:
     "Export `learn` for `load_learner`, atomically (temporary file, then rename)."
     return atomic_write(Path(path).absolute(), learn.export, overwrite=True)
-
-def load_model(path:str|Path, # model.pkl written by `train`, or the folder holding it
-               cpu:bool=True, # load on the CPU (set False to keep a GPU)
-              ) -> Learner:
-    "Load a learner exported by `train` / `export_learner`, with a clear message when the file is wrong."
-    path = Path(path)
-    if path.is_dir(): path = path/'model.pkl'
-    if not path.is_file(): raise FileNotFoundError(f"{path}: no model here. Train one with `segment-lib train DATA --out MODEL`.")
-    try:
-        with warnings.catch_warnings():   # fastai's pickle warning: said once in the prose above, not on every load
-            warnings.filterwarnings('ignore', message='.*insecure pickle.*')
-            learn = load_learner(path, cpu=cpu)
-    except Exception as e:
-        raise ModelFileError(f"{path}: could not be loaded as a segment_lib model ({type(e).__name__}: {e}). It must be the "
-                             "model.pkl that `segment-lib train` wrote, loaded with the same segment_lib version.") from e
-    if not isinstance(getattr(learn, 'model_info', None), ModelInfo):
-        raise ModelFileError(f"{path}: a fastai model without segment_lib's ModelInfo (its classes and preprocessing), "
-                             "e.g. from an older segment_lib. Train it again with `segment-lib train`.")
-    return learn
 
 # %% ../nbs/04_learner.ipynb #581c42f8
 def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional codes.txt)

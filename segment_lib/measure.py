@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from skimage.measure import regionprops_table
 
 from .data import IMAGE_EXTS, MASK_EXTS, DatasetError, UserError, read_codes, read_image, read_mask_array
-from .data import atomic_write, folder_files, dataset_folder   # the same atomic, no-overwrite writing as save_mask
+from .data import atomic_write, folder_files, dataset_folder, with_progress   # the same atomic, no-overwrite writing as save_mask
 from .instances import label_objects, drop_small_objects
 
 # %% auto #0
@@ -187,12 +187,8 @@ def measure_folder(masks_dir:str|Path,       # folder of masks (binary, instance
         raise DatasetError(f"{masks_dir}: the masks hold {len(read_codes(codes_file))} classes ({codes_file}); pass "
                            "class_index=... (--class-index N) to measure the objects of one class.")
     images = folder_files(images_dir, IMAGE_EXTS, 'image') if images_dir is not None else None
-    it = files
-    if progress:
-        from fastprogress.fastprogress import progress_bar
-        it = progress_bar(files, leave=False)
     tables, summaries = [], []
-    for path in it:
+    for path in with_progress(files, progress, 'masks'):
         arr = read_mask_array(path)
         if arr.ndim != 2: raise DatasetError(f"{path}: found a colour (RGB) mask; measure_folder needs one value per pixel. "
                                              "Convert it with `read_mask(path, codes)` and `save_mask` first.")

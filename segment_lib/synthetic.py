@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from fastprogress.fastprogress import progress_bar
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 from skimage.draw import disk, ellipse, polygon, polygon_perimeter
 from skimage.filters import gaussian
 
-from .data import save_image, save_mask
+from .data import save_image, save_mask, with_progress
 
 # %% auto #0
 __all__ = ['BACKGROUND_RGB', 'CYTOPLASM_RGB', 'NUCLEUS_RGB', 'COURSE_DATASETS', 'CODES_TXT', 'SyntheticSample', 'make_crystals',
@@ -385,7 +384,7 @@ def write_course_dataset(kind:str,             # 'crystals', 'cells' or 'cracks'
         for old in (out/sub).glob(f'{kind}_*.png') if (out/sub).is_dir() else []:
             match = ours.fullmatch(old.name)
             if match and int(match.group(1)) >= n: old.unlink()
-    for i in progress_bar(range(n), leave=False) if progress else range(n):
+    for i in with_progress(range(n), progress, 'images'):
         sample, name = make(size=size, seed=sample_seed(seed, i)), f'{kind}_{i:03d}.png'
         save_image(sample.image, out/'images'/name, overwrite=overwrite)
         save_mask(sample.mask, out/'masks'/name, overwrite=overwrite)

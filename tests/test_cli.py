@@ -139,7 +139,8 @@ def test_predict_and_measure_commands(cells, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     r = run_cli('predict', tmp_path/'m', cells/'images', '--out', tmp_path/'pred')
     assert r.returncode == 0, r.stderr[-2000:]
-    assert len(list((tmp_path/'pred'/'masks').iterdir())) == 40 and len(list((tmp_path/'pred'/'confidence').iterdir())) == 40
+    assert len(list((tmp_path/'pred'/'masks').iterdir())) == 40
+    assert len(list((tmp_path/'pred'/'confidence').glob('*.png'))) == 40 == len(list((tmp_path/'pred'/'confidence').glob('*.tif')))
     r = run_cli('measure', tmp_path/'pred'/'masks', '--out', tmp_path/'objects.csv', '--pixel-size', '0.5', '--unit', 'um')
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path/'objects.csv').read_text().splitlines()[0].startswith('image,')

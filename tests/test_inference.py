@@ -75,7 +75,7 @@ def test_folder_from_model_file(model_path, tmp_path):
 
 def test_no_confidence_when_not_asked(learn, tmp_path):
     imgs = _images(tmp_path/'imgs', **{'a.png': np.zeros((16, 16), np.uint8)})
-    predict_folder(learn, imgs, tmp_path/'out', save_confidence=False, progress=False)
+    predict_folder(learn, imgs, tmp_path/'out', confidence=False, progress=False)
     assert not (tmp_path/'out'/'confidence').exists() and (tmp_path/'out'/'masks'/'a.png').exists()
 
 
@@ -95,10 +95,10 @@ def test_corrected_masks_survive_a_second_run(learn, tmp_path):
 def test_interrupted_run_resumes(learn, tmp_path, monkeypatch):
     imgs = _images(tmp_path/'imgs', **{f'{i}.png': np.full((16, 16), 40 * i, np.uint8) for i in range(3)})
     real_save_mask, calls = inference.save_mask, []
-    def crash_on_second(mask, path, overwrite=False):
+    def crash_on_second(mask, path, overwrite=False, **kwargs):
         calls.append(path)
         if len(calls) == 2: raise KeyboardInterrupt   # the user pressed Ctrl-C, or the machine went down
-        return real_save_mask(mask, path, overwrite)
+        return real_save_mask(mask, path, overwrite, **kwargs)
     monkeypatch.setattr(inference, 'save_mask', crash_on_second)
     with pytest.raises(KeyboardInterrupt): predict_folder(learn, imgs, tmp_path/'out', progress=False)
     monkeypatch.setattr(inference, 'save_mask', real_save_mask)
@@ -106,8 +106,8 @@ def test_interrupted_run_resumes(learn, tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match='1 mask already there'):
         resumed = predict_folder(learn, imgs, tmp_path/'out', progress=False)
     assert [p.name for p in resumed] == ['1.png', '2.png']
-    for sub in ('masks', 'confidence'):                          # no temporary files left behind
-        assert sorted(p.name for p in (tmp_path/'out'/sub).iterdir()) == ['0.png', '1.png', '2.png']
+    assert sorted(p.name for p in (tmp_path/'out'/'masks').iterdir()) == ['0.png', '1.png', '2.png']   # no temporary files left
+    assert sorted(p.name for p in (tmp_path/'out'/'confidence').iterdir()) == ['0.png', '0.tif', '1.png', '1.tif', '2.png', '2.tif']
 
 
 def test_bad_folders_name_the_problem(learn, tmp_path):
@@ -157,3 +157,16 @@ def test_real_nuclei_images_of_many_sizes(learn, tmp_path):
     assert len(written) == len(by_size)
     for p in by_size.values():
         assert read_mask_array(tmp_path/'out'/'masks'/p.name).shape == read_image(p).shape[:2]
+
+
+def test_evaluate_and_predict_give_the_same_masks(learn, tmp_path):
+    "One prediction path: the masks `predict_folder` writes are the ones `evaluate` scores."
+    from segment_lib.learner import evaluate, confusion_matrix, scores_from_confusion
+    from segment_lib.data import is_palette
+    imgs = _images(tmp_path/'data'/'images', **{f'{i}.png': np.random.default_rng(i).integers(0, 255, (24, 40), dtype=np.uint8) for i in range(3)})
+    for i in range(3): save_mask((np.arange(24 * 40).reshape(24, 40) % (i + 2) == 0).astype(np.uint8), tmp_path/'data'/'masks'/f'{i}.png')
+    written = predict_folder(learn, tmp_path/'data', tmp_path/'out', progress=False)           # the dataset folder works too
+    assert all(is_palette(p) for p in written)                                                   # viewable palette PNGs
+    cm = sum(confusion_matrix(read_mask_array(tmp_path/'out'/'masks'/f'{i}.png'), read_mask_array(tmp_path/'data'/'masks'/f'{i}.png'), 2)
+             for i in range(3))
+    assert evaluate(learn, tmp_path/'data', progress=False) == {**scores_from_confusion(cm, ['background', 'object']), 'images': 3}

@@ -4,7 +4,8 @@ import numpy as np
 from fastai.vision.all import set_seed
 import pytest
 from segment_lib.data import DatasetError, find_pairs, read_image
-from segment_lib.learner import export_learner, predict_probs, seg_learner, segmentation_dls
+from segment_lib.learner import export_learner, seg_learner, segmentation_dls
+from segment_lib.inference import predict_probs
 from conftest import ROOT, shared_dataset
 
 def test_export_load_round_trip_in_fresh_process(tmp_path):
@@ -15,7 +16,7 @@ def test_export_load_round_trip_in_fresh_process(tmp_path):
     export_learner(learn, tmp_path/'model.pkl')
     img = find_pairs(ROOT/'data'/'crystals')[0][0]
     expected = predict_probs(learn, read_image(img))
-    code = ("import numpy as np, sys; from segment_lib.learner import load_model, predict_probs; "
+    code = ("import numpy as np, sys; from segment_lib.inference import load_model, predict_probs; "
             "from segment_lib.data import read_image; "
             f"np.save(sys.argv[2], predict_probs(load_model(sys.argv[1]), read_image({str(img)!r})))")
     r = subprocess.run([sys.executable, '-c', code, str(tmp_path/'model.pkl'), str(tmp_path/'probs.npy')],
