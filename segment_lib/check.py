@@ -16,7 +16,7 @@ from .data import (DEFAULT_CODES, IMAGE_EXTS, MASK_EXTS, Codes, DatasetError, da
                               files_by_stem, find_pairs, read_image, read_mask_array, is_palette, with_progress)
 
 # %% auto #0
-__all__ = ['MASK_FIXES', 'Problem', 'inspect_mask', 'DatasetSummary', 'check_dataset']
+__all__ = ['MASK_FIXES', 'MIN_TRAIN_SIDE', 'Problem', 'inspect_mask', 'DatasetSummary', 'dataset_notes', 'check_dataset']
 
 # %% ../nbs/00b_check.ipynb #9ead4f00
 @dataclass
@@ -86,8 +86,8 @@ class DatasetSummary:
         if len(self.image_sizes) > 5: sizes += f', ... {len(self.image_sizes)} sizes'
         fr = ', '.join(f'{k} {v:.1%}' for k, v in self.class_fractions.items())
         by_kind = Counter(p.kind for p in self.notes)
-        notes = ''.join(f"\n  note: {n} mask{'s' if n > 1 else ''} {kind}, e.g. {next(p.message for p in self.notes if p.kind == kind)}"
-                        for kind, n in by_kind.items())
+        notes = ''.join(f"\n  note: {next(p.message for p in self.notes if p.kind == kind)}"
+                        + (f" ({n - 1} more like it)" if n > 1 else '') for kind, n in by_kind.items())
         return (f"{self.data_dir}: {len(self.pairs)} image/mask pairs\n"
                 f"  image sizes (HxW): {sizes}\n"
                 f"  image types: {', '.join(f'{k} ({n})' for k, n in self.image_types.items())}\n"
@@ -105,6 +105,31 @@ def _image_type(arr):
     kind = {2: 'grey', 3: {1: 'grey', 2: 'grey+alpha', 3: 'RGB', 4: 'RGBA'}}
     ch = kind[2] if arr.ndim == 2 else kind[3].get(arr.shape[-1], f'{arr.shape[-1]}-channel')
     return f'{arr.dtype} {ch}'
+
+# %% ../nbs/00b_check.ipynb #7d145ded
+MIN_TRAIN_SIDE = 16   # pixels: smaller images shrink to nothing in a U-Net's poolings; `train` refuses them
+
+def dataset_notes(summary:DatasetSummary, # what `check_dataset` read
+                 ) -> list:
+    "Notes about a dataset as a whole: a class no mask holds, images too small to train on, grey and colour images mixed."
+    notes, where = [], summary.data_dir
+    for name, n in zip(summary.codes.names, summary.class_pixels):
+        if n == 0 and summary.pairs:
+            notes.append(Problem('class_absent', f"{where}: class '{name}' occurs in no mask (0.0% of pixels), so a model cannot "
+                                 "learn it. Annotate it, or remove it from codes.txt; `train` refuses a dataset with no foreground "
+                                 "at all.", blocking=False))
+    small = sorted(f'{h}x{w}' for h, w in summary.image_sizes if min(h, w) < MIN_TRAIN_SIDE)
+    if small:
+        notes.append(Problem('small_images', f"{where}: images of {', '.join(small[:4])} pixels are smaller than {MIN_TRAIN_SIDE} "
+                             "on a side, too small for a U-Net to learn from (its poolings shrink them to nothing); `train` "
+                             "refuses them. Use larger crops or the original images.", blocking=False))
+    kinds = {t.split(' ', 1)[1] for t in summary.image_types}
+    if any(k.startswith('grey') for k in kinds) and any(k.startswith('RGB') for k in kinds):
+        notes.append(Problem('mixed_colour', f"{where}: grey and colour images are mixed ({', '.join(summary.image_types)}). "
+                             "Every image is read as RGB, grey ones with their grey value in all three channels, so the model "
+                             "sees colour on some images only. If colour matters, convert all images to one kind.",
+                             blocking=False))
+    return notes
 
 # %% ../nbs/00b_check.ipynb #3fc2f7c4
 def check_dataset(data_dir:str|Path,       # dataset folder holding images/, masks/ and optionally codes.txt
@@ -143,6 +168,7 @@ def check_dataset(data_dir:str|Path,       # dataset folder holding images/, mas
         if encoding is not None:
             summary.mask_encodings[encoding] += 1
             summary.class_pixels += np.bincount(mask.ravel(), minlength=len(codes))[:len(codes)]
+    summary.notes += dataset_notes(summary)
     if problems:
         head = f"{data_dir}: {len(problems)} problem{'s' if len(problems) > 1 else ''} found; nothing was changed.\n  - "
         err = DatasetError(head + '\n  - '.join(problems))

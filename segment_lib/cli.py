@@ -42,7 +42,10 @@ def _load(ref:str): # 'module:name'
     return getattr(importlib.import_module(module), name)
 
 # %% ../nbs/12_cli.ipynb #144bcec1
-def _show_check(summary, args): print(summary); print("OK: no problems found.")
+def _show_check(summary, args):
+    print(summary)
+    print(f"OK: nothing blocks training; read the note{'s' if len(summary.notes) > 1 else ''} above." if summary.notes else
+          "OK: no problems found.")
 def _show_train(report, args): print(f"model written to {Path(args['out'])/'model.pkl'} ({report['seconds']} s)"); _print_json(report['final'])
 def _show_predict(written, args): print(f"{len(written)} masks written to {Path(args['out_dir'])/'masks'}")
 def _show_measure(summary, args): print(summary.to_string()); print(f"objects written to {args['out_csv']}")

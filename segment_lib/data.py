@@ -7,6 +7,7 @@ Docs: https://segment-lib.github.io/segment_lib/data.html.md"""
 # %% ../nbs/00_data.ipynb #9f8767d4
 from __future__ import annotations
 import io, os, shutil, sys, tempfile, time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,13 @@ def _pil_to_array(im:Image.Image, keep_palette:bool):
     if arr.dtype == np.int32 and arr.size and arr.min() >= 0 and arr.max() < 2**16: arr = arr.astype(np.uint16)
     return arr
 
+@contextmanager
+def _large_images_ok():
+    "Let Pillow open very large images: micrographs of 10000 x 10000 pixels are normal here, not decompression bombs."
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try: yield
+    finally: Image.MAX_IMAGE_PIXELS = limit
+
 def _read_pixels(path:Path, keep_palette:bool):
     "Read `path` with tifffile or Pillow, turning every failure into a `DatasetError`."
     path = Path(path)
@@ -53,7 +61,7 @@ def _read_pixels(path:Path, keep_palette:bool):
     try:
         if _is_tiff(path): arr = np.asarray(tifffile.imread(path))
         else:
-            with Image.open(path) as im:
+            with _large_images_ok(), Image.open(path) as im:
                 im.load()
                 arr = _pil_to_array(im, keep_palette)
     except Exception as e:
@@ -233,7 +241,7 @@ def is_palette(path:str|Path, # mask file
     "Whether a mask file stores palette indices (a PNG of mode 'P'), whose values are class indices, not colours."
     if _is_tiff(path): return False
     try:
-        with Image.open(path) as im: return im.mode == 'P'
+        with _large_images_ok(), Image.open(path) as im: return im.mode == 'P'
     except Exception: return False
 
 def read_mask(path:str|Path,         # mask file: png, tif or tiff
@@ -406,7 +414,8 @@ def image_size(src, # image file, or image file bytes (e.g. embedded in an annot
               ) -> tuple:
     "(height, width) of an image from its header when Pillow can read it, else by reading the pixels."
     try:
-        with Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src) as im: return im.size[::-1]
+        with _large_images_ok(), Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src) as im:
+            return im.size[::-1]
     except Exception:
         if isinstance(src, (bytes, bytearray)): raise DatasetError("embedded image data could not be read") from None
         return read_image(src).shape[:2]
@@ -425,7 +434,7 @@ def refuse_existing_masks(out:str|Path,  # dataset folder about to be written
 def _same_type(src, suffix:str) -> bool:
     "Whether an image file or embedded image bytes are already of the type `suffix` names."
     if not isinstance(src, (bytes, bytearray)): return Path(src).suffix.lower() == suffix.lower()
-    with Image.open(io.BytesIO(src)) as im: fmt = im.format
+    with _large_images_ok(), Image.open(io.BytesIO(src)) as im: fmt = im.format
     return suffix.lower() in {'PNG': ('.png',), 'JPEG': ('.jpg', '.jpeg'), 'TIFF': ('.tif', '.tiff')}.get(fmt, ())
 
 def copy_image(src,               # image file, or image file bytes
@@ -436,7 +445,7 @@ def copy_image(src,               # image file, or image file bytes
     dest = Path(dest)
     if isinstance(src, (str, Path)) and dest.exists() and os.path.samefile(src, dest): return dest
     if not _same_type(src, dest.suffix):
-        with Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src) as im:
+        with _large_images_ok(), Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src) as im:
             return save_image(np.asarray(im.convert('RGB') if im.mode in ('P', 'CMYK') else im), dest, overwrite)
     if isinstance(src, (bytes, bytearray)): return atomic_write(dest, lambda p: p.write_bytes(src), overwrite)
     return atomic_write(dest, lambda p: shutil.copyfile(src, p), overwrite)

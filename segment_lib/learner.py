@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 import torchvision
@@ -22,7 +23,7 @@ from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossF
 
 from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, dataset_codes, find_pairs,
                               image_to_rgb, read_image, read_mask, with_progress)
-from .check import check_dataset
+from .check import check_dataset, MIN_TRAIN_SIDE
 from .unet import UNet, count_parameters
 from .inference import predict_probs
 
@@ -30,7 +31,7 @@ from .inference import predict_probs
 __all__ = ['LOSSES', 'RESNETS', 'ARCHS', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo', 'segmentation_datablock',
            'segmentation_dls', 'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable',
            'unet_splitter', 'dls_model_info', 'seg_learner', 'confusion_matrix', 'scores_from_confusion', 'evaluate',
-           'valid_pairs', 'export_learner', 'train']
+           'valid_pairs', 'export_learner', 'refuse_untrainable', 'plot_training', 'train']
 
 # %% ../nbs/04_learner.ipynb #3a63393c
 class ImageReader:
@@ -317,8 +318,40 @@ def export_learner(learn:Learner,  # trained learner
     return atomic_write(Path(path).absolute(), learn.export, overwrite=True)
 
 # %% ../nbs/04_learner.ipynb #581c42f8
+def refuse_untrainable(summary,         # `DatasetSummary` from `check_dataset`
+                       valid_pct:float, # share of images held out for validation
+                      ):
+    "Stop before spending a training budget on data that cannot work: no foreground, tiny images, no validation image."
+    where, n = summary.data_dir, len(summary.pairs)
+    if summary.class_pixels[1:].sum() == 0:
+        raise DatasetError(f"{where}: every mask is background only, so there is nothing to learn. Annotate the objects "
+                           "(`segment-lib bootstrap` gives first guesses to correct), or check that masks/ holds the right "
+                           "files.", 'no_foreground')
+    small = min(min(hw) for hw in summary.image_sizes)
+    if small < MIN_TRAIN_SIDE:
+        raise DatasetError(f"{where}: the smallest images are {small} px on a side; a U-Net needs at least {MIN_TRAIN_SIDE}. "
+                           "Remove them from the dataset, or use larger crops.", 'small_images')
+    if int(valid_pct * n) == 0:
+        raise DatasetError(f"{where}: {n} image{'s' if n > 1 else ''} with a validation share of {valid_pct} hold out no "
+                           "image, so the validation score would be measured on nothing. Add images, or raise valid_pct "
+                           f"(--valid-pct) to at least {1 / n:.2f}.", 'no_validation')
+
+def plot_training(learn:Learner, # a learner after fitting
+                 ):
+    "Figure of the training loss per batch, the validation loss and scores per epoch: did it converge?"
+    rec = learn.recorder
+    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
+    ax_loss.plot([float(l) for l in rec.losses], alpha=0.6, label='training loss (per batch)')
+    ax_loss.plot(rec.iters, [v[1] for v in rec.values], 'o-', label='validation loss (per epoch)')
+    ax_loss.set_xlabel('optimiser steps'); ax_loss.set_ylabel('loss'); ax_loss.legend(fontsize=8)
+    for name, vals in zip(rec.metric_names[3:-1], zip(*[v[2:] for v in rec.values])):
+        ax_score.plot(range(1, len(vals) + 1), vals, 'o-', label=name)
+    ax_score.set_xlabel('epoch'); ax_score.set_ylabel('validation score'); ax_score.set_ylim(0, 1); ax_score.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
 def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional codes.txt)
-          out:str|Path,             # output folder for model.pkl and report.json
+          out:str|Path,             # output folder for model.pkl, report.json and training.png
           arch:str='unet',          # 'unet' (ours) or a ResNet name such as 'resnet34'
           epochs:int=10,            # training epochs
           lr:float|None=None,       # peak learning rate; default 3e-3 (ours) or 1e-3 (ResNet)
@@ -334,13 +367,14 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
           overwrite:bool=False,     # replace a model already in `out`
           show_progress:bool=True,  # fastai's progress bar and epoch table
          ) -> dict:
-    "Train a segmentation model on a dataset folder; write `out/model.pkl` and `out/report.json`; return the report."
+    "Train a segmentation model on a dataset folder; write `out/model.pkl`, `out/report.json`, `out/training.png`."
     out = Path(out)
     if (out/'model.pkl').exists() and not overwrite:
         raise FileExistsError(f"{out/'model.pkl'}: a model is already there and was left untouched. Choose another --out, "
                               "or pass overwrite=True (--overwrite) to replace it.")
     t0 = time.time()
     summary = check_dataset(data_dir)
+    refuse_untrainable(summary, valid_pct)
     set_seed(seed, reproducible=True)
     dls = segmentation_dls(data_dir, bs=bs, size=size, valid_pct=valid_pct, seed=seed, check=False)
     learn = seg_learner(dls, arch, loss=loss, pretrained=pretrained, weights=weights, base_width=base_width, depth=depth)
@@ -358,4 +392,7 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
                   validation_images=[p.name for p, _ in valid_pairs(dls)], final=final,
                   seconds=round(time.time() - t0, 1), machine=_machine())
     atomic_write(out/'report.json', lambda tmp: tmp.write_text(json.dumps(report, indent=2)), overwrite=True)
+    fig = plot_training(learn)
+    atomic_write(out/'training.png', lambda tmp: fig.savefig(tmp, format='png', bbox_inches='tight'), overwrite=True)
+    plt.close(fig)
     return report

@@ -64,3 +64,29 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     def broken(*args, **kwargs): raise ValueError('an internal bug, not bad input')
     monkeypatch.setattr(segment_lib.check, 'inspect_mask', broken)          # a bug deep inside check_dataset
     with pytest.raises(ValueError, match='internal bug'): run_cli('check', ROOT/'data'/'cells')
+
+def test_check_notes_and_train_refusals(tmp_path):
+    "`check` says what cannot train as notes; `train` refuses it with exit code 2 before any work."
+    from segment_lib.data import save_image
+    d = tmp_path/'blank'
+    for i in range(5):
+        save_image(np.full((32, 32), 40 * i, np.uint8), d/'images'/f'b{i}.png'); save_mask(np.zeros((32, 32), np.uint8), d/'masks'/f'b{i}.png')
+    r = run_cli('check', d)
+    assert r.returncode == 0 and "class 'object' occurs in no mask" in r.stdout and 'nothing blocks training' in r.stdout
+    r = run_cli('train', d, '--out', tmp_path/'m')
+    assert r.returncode == 2 and 'every mask is background only' in r.stderr and not (tmp_path/'m').exists()
+    save_mask(np.eye(32, dtype=np.uint8), d/'masks'/'b0.png', overwrite=True)
+    r = run_cli('train', d, '--out', tmp_path/'m', '--valid-pct', '0.1')
+    assert r.returncode == 2 and 'hold out no image' in r.stderr and 'Traceback' not in r.stderr
+    save_image(np.zeros((1, 1), np.uint8), d/'images'/'dot.png'); save_mask(np.ones((1, 1), np.uint8), d/'masks'/'dot.png')
+    r = run_cli('check', d)
+    assert r.returncode == 0 and 'images of 1x1 pixels are smaller than 16' in r.stdout
+    r = run_cli('train', d, '--out', tmp_path/'m')
+    assert r.returncode == 2 and 'a U-Net needs at least 16' in r.stderr
+
+def test_grey_and_colour_mixed_is_a_note(tmp_path):
+    from segment_lib.data import save_image
+    for i, img in enumerate([np.zeros((20, 20), np.uint8), np.zeros((20, 20, 3), np.uint8)]):
+        save_image(img, tmp_path/'images'/f'{i}.png'); save_mask(np.eye(20, dtype=np.uint8), tmp_path/'masks'/f'{i}.png')
+    r = run_cli('check', tmp_path)
+    assert r.returncode == 0 and 'grey and colour images are mixed' in r.stdout
