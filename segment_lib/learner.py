@@ -26,12 +26,13 @@ from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, 
 from .check import check_dataset, MIN_TRAIN_SIDE
 from .unet import UNet, count_parameters
 from .inference import predict_probs
+from .confidence import softmax, fit_temperature, expected_calibration_error
 
 # %% auto #0
 __all__ = ['LOSSES', 'RESNETS', 'ARCHS', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo', 'segmentation_datablock',
            'segmentation_dls', 'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable',
            'unet_splitter', 'dls_model_info', 'seg_learner', 'confusion_matrix', 'scores_from_confusion', 'evaluate',
-           'valid_pairs', 'export_learner', 'refuse_untrainable', 'plot_training', 'train']
+           'valid_pairs', 'export_learner', 'refuse_untrainable', 'calibrate', 'plot_training', 'train']
 
 # %% ../nbs/04_learner.ipynb #3a63393c
 class ImageReader:
@@ -336,6 +337,20 @@ def refuse_untrainable(summary,         # `DatasetSummary` from `check_dataset`
                            "image, so the validation score would be measured on nothing. Add images, or raise valid_pct "
                            f"(--valid-pct) to at least {1 / n:.2f}.", 'no_validation')
 
+def calibrate(learn:Learner, # a trained learner
+              pairs:list,    # held-out (image, mask) pairs, e.g. the validation split
+              codes:Codes|None=None, # the masks' classes (and colours)
+             ) -> dict:
+    "Fit the temperature that calibrates the model's probabilities on `pairs` (see 07_confidence); ECE before and after."
+    z = [predict_probs(learn, read_image(i), logits=True) for i, _ in pairs]
+    z = np.concatenate([l.reshape(l.shape[0], -1).T for l in z])
+    y = np.concatenate([read_mask(m, codes).ravel() for _, m in pairs])
+    t = fit_temperature(z, y)
+    def ece(temp):
+        p = softmax(z / temp, axis=1)
+        return round(expected_calibration_error(p.max(1), p.argmax(1) == y), 4)
+    return dict(temperature=round(t, 4), ece_before=ece(1.0), ece_after=ece(t), pixels=int(len(y)))
+
 def plot_training(learn:Learner, # a learner after fitting
                  ):
     "Figure of the training loss per batch, the validation loss and scores per epoch: did it converge?"
@@ -382,13 +397,16 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
     with (contextlib.nullcontext() if show_progress else learn.no_bar()):
         if arch != 'unet' and (pretrained or weights): learn.fine_tune(epochs, base_lr=lr)
         else: learn.fit_one_cycle(epochs, lr)
+    calibration = calibrate(learn, valid_pairs(dls), summary.codes)
+    learn.model_info.temperature = calibration['temperature']   # so that a confidence of 0.9 means about 90% right
     export_learner(learn, out/'model.pkl')                # save the work before anything else can fail
     final = evaluate(learn, pairs=valid_pairs(dls), codes=summary.codes, progress=False)
     settings = dict(arch=arch, epochs=epochs, lr=lr, bs=bs, size=size, valid_pct=valid_pct, seed=seed, loss=loss,
                     pretrained=pretrained if arch != 'unet' else None, weights=str(weights) if weights else None,
                     base_width=base_width if arch == 'unet' else None, depth=depth if arch == 'unet' else None,
                     parameters=count_parameters(learn.model))
-    report = dict(data=summary.to_dict(), settings=settings, model=learn.model_info.to_dict(), epochs=_epoch_table(learn),
+    report = dict(data=summary.to_dict(), settings=settings, model=learn.model_info.to_dict(), calibration=calibration,
+                  epochs=_epoch_table(learn),
                   validation_images=[p.name for p, _ in valid_pairs(dls)], final=final,
                   seconds=round(time.time() - t0, 1), machine=_machine())
     atomic_write(out/'report.json', lambda tmp: tmp.write_text(json.dumps(report, indent=2)), overwrite=True)
