@@ -394,7 +394,8 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
     dls = segmentation_dls(data_dir, bs=bs, size=size, valid_pct=valid_pct, seed=seed, check=False)
     learn = seg_learner(dls, arch, loss=loss, pretrained=pretrained, weights=weights, base_width=base_width, depth=depth)
     lr = lr or (3e-3 if arch == 'unet' else 1e-3)
-    with (contextlib.nullcontext() if show_progress else learn.no_bar()):
+    with (contextlib.nullcontext() if show_progress else learn.no_bar()), \
+         (contextlib.nullcontext() if show_progress else learn.no_logging()):   # quiet means quiet: no bar, no epoch lists
         if arch != 'unet' and (pretrained or weights): learn.fine_tune(epochs, base_lr=lr)
         else: learn.fit_one_cycle(epochs, lr)
     calibration = calibrate(learn, valid_pairs(dls), summary.codes)
