@@ -17,7 +17,7 @@ from .data import image_to_rgb
 
 # %% auto #0
 __all__ = ['DEFAULT_SCORE', 'softmax', 'max_probability', 'margin', 'entropy', 'show_confidence_maps', 'sample_disagreement',
-           'boundary_band', 'image_scores', 'object_confidence', 'reliability_table', 'error_capture',
+           'boundary_band', 'map_scores', 'image_scores', 'object_confidence', 'reliability_table', 'error_capture',
            'plot_error_rate', 'expected_calibration_error', 'plot_reliability', 'fit_temperature']
 
 # %% ../nbs/07_confidence.ipynb #48c8eb9d
@@ -113,6 +113,18 @@ def boundary_band(mask:np.ndarray, # H x W class indices (e.g. `probs.argmax(0)`
 # %% ../nbs/07_confidence.ipynb #73b449c1
 DEFAULT_SCORE = 'unconfident_fraction'   # images are ranked by this score, highest (least confident) first
 
+def map_scores(mask:np.ndarray,        # H x W predicted class indices
+               confidence:np.ndarray,  # H x W confidence (probability of the predicted class)
+               threshold:float=0.9,    # a pixel is unconfident when its confidence is below this
+               boundary_width:int=2,   # width of the boundary band on each side (see `boundary_band`)
+              ) -> dict:
+    "The scores a mask and its confidence map alone give: mean confidence, unconfident fraction (all, boundaries, interiors)."
+    confidence = np.asarray(confidence, np.float32)
+    unsure, band = confidence < threshold, boundary_band(mask, boundary_width)
+    def share(where): return float(unsure[where].mean()) if where.any() else float('nan')
+    return dict(mean_confidence=float(confidence.mean()), unconfident_fraction=float(unsure.mean()),
+                boundary_unconfident=share(band), interior_unconfident=share(~band))
+
 def image_scores(probs:np.ndarray,            # class probabilities of one image, C x H x W
                  samples:np.ndarray|None=None, # optional S x C x H x W TTA or MC-dropout samples of the same image
                  threshold:float=0.9,         # a pixel is unconfident when its confidence is below this
@@ -121,11 +133,8 @@ def image_scores(probs:np.ndarray,            # class probabilities of one image
     "Per-image scores: mean confidence, unconfident fraction (all, boundaries, interiors), mean entropy, mean disagreement."
     p = _as_probs(probs)
     if p.ndim != 3: raise ValueError(f"probabilities of shape {p.shape}: expected one image, C x H x W.")
-    confidence = p.max(0)
-    unsure, band = confidence < threshold, boundary_band(p.argmax(0), boundary_width)
-    def share(where): return float(unsure[where].mean()) if where.any() else float('nan')
-    scores = dict(mean_confidence=float(confidence.mean()), unconfident_fraction=float(unsure.mean()),
-                  boundary_unconfident=share(band), interior_unconfident=share(~band), mean_entropy=float(entropy(p).mean()))
+    scores = map_scores(p.argmax(0), p.max(0), threshold, boundary_width)
+    scores['mean_entropy'] = float(entropy(p).mean())
     if samples is not None:
         if np.shape(samples)[1:] != p.shape:
             raise ValueError(f"samples of shape {np.shape(samples)} do not belong to probabilities of shape {p.shape}; "

@@ -6,7 +6,8 @@ Docs: https://segment-lib.github.io/segment_lib/inference.html.md"""
 
 # %% ../nbs/11_inference.ipynb #fb757ae9
 from __future__ import annotations
-import math, warnings
+import functools, math, os, warnings
+from itertools import groupby
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,10 +16,13 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from PIL import Image
+import pandas as pd
 from fastai.learner import Learner, load_learner
 
-from .data import (IMAGE_EXTS, DatasetError, read_image, read_mask, image_to_rgb, save_image, save_mask,
-                              folder_files, write_codes, with_progress, class_palette)
+from .data import (IMAGE_EXTS, DatasetError, UserError, read_image, read_mask, image_to_rgb, save_image,
+                              save_mask, folder_files, write_codes, with_progress, class_palette, _drop_alpha,
+                              atomic_write)
+from .confidence import DEFAULT_SCORE, map_scores
 
 # %% auto #0
 __all__ = ['DIHEDRAL', 'TTA', 'MIN_SIDE', 'prepare_image', 'tile_starts', 'blend_window', 'transform_image', 'undo_transform',
@@ -26,6 +30,15 @@ __all__ = ['DIHEDRAL', 'TTA', 'MIN_SIDE', 'prepare_image', 'tile_starts', 'blend
            'read_confidence', 'ModelFileError', 'load_model', 'predict_folder']
 
 # %% ../nbs/11_inference.ipynb #8fddde79
+def _normalise(rgb:np.ndarray, # uint8 H x W x 3, as from `image_to_rgb`
+               info,           # the model's `ModelInfo`
+              ) -> np.ndarray:
+    "Float32 3 x H x W: /255, then the normalisation recorded in the model's `ModelInfo`."
+    x = rgb.transpose(2, 0, 1).astype(np.float32) / 255
+    if info.mean is not None:
+        x = (x - np.asarray(info.mean, np.float32)[:, None, None]) / np.asarray(info.std, np.float32)[:, None, None]
+    return np.ascontiguousarray(x)
+
 def prepare_image(image:np.ndarray,  # image as read by `read_image`: grey, RGB or RGBA, 8/16-bit or float
                   info,              # the model's `ModelInfo` (resize and normalisation)
                  ) -> np.ndarray:
@@ -34,10 +47,7 @@ def prepare_image(image:np.ndarray,  # image as read by `read_image`: grey, RGB 
     if info.size is not None:                        # what fastai's Resize(method='squish') does to a PIL image
         h, w = (info.size, info.size) if isinstance(info.size, int) else tuple(info.size)
         rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
-    x = rgb.transpose(2, 0, 1).astype(np.float32) / 255
-    if info.mean is not None:
-        x = (x - np.asarray(info.mean, np.float32)[:, None, None]) / np.asarray(info.std, np.float32)[:, None, None]
-    return np.ascontiguousarray(x)
+    return _normalise(rgb, info)
 
 # %% ../nbs/11_inference.ipynb #9babdd0c
 def tile_starts(length:int,  # image side in pixels (at least `tile`)
@@ -77,7 +87,24 @@ def undo_transform(p:np.ndarray, # C x H' x W' map predicted for `transform_imag
     p = np.rot90(p, -k, axes=(-2, -1))
     return np.ascontiguousarray(p[..., ::-1] if flip else p)
 
-# %% ../nbs/11_inference.ipynb #b5cda2df
+# %% ../nbs/11_inference.ipynb #a5b37676
+def _rgb_rows(image:np.ndarray, # image as read by `read_image`
+             ) -> callable:
+    "A function `rows(index) -> uint8 n x W x 3`: those rows of `image_to_rgb(image)`, converted only when asked for."
+    arr = _drop_alpha(np.asarray(image))
+    if arr.dtype == np.uint16:          # image_to_rgb's stretch, with its percentiles taken once over the whole image
+        lo, hi = (0., 1.) if arr.max() <= 1 else np.percentile(arr, [0.1, 99.9])
+        def to_uint8(a):
+            if hi <= lo: return np.zeros(a.shape, np.uint8)
+            return (np.clip((a.astype(np.float64) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+    elif arr.dtype == np.uint8: to_uint8 = lambda a: a
+    else: arr, to_uint8 = image_to_rgb(image), (lambda a: a)   # float, bool, 32-bit: converted whole, once (3 bytes a pixel)
+    def rows(index):
+        a = to_uint8(arr[index])
+        return np.repeat(a[..., None], 3, -1) if a.ndim == 2 else a
+    return rows
+
+# %% ../nbs/11_inference.ipynb #38ca56bb
 MIN_SIDE = 2   # the smallest image side (pixels) worth segmenting
 
 def _device(device) -> torch.device:
@@ -86,29 +113,76 @@ def _device(device) -> torch.device:
 
 def _ceil32(n:int) -> int: return int(math.ceil(n / 32) * 32)
 
-def _tiled_logits(model, x:np.ndarray, tile:int, overlap:float, batch_size:int, device, half:bool) -> np.ndarray:
-    "Blended logits (float32 C x H x W) of a prepared C x H x W input, predicted tile by tile in batches."
-    _, h, w = x.shape
-    th, tw = min(tile, _ceil32(h)), min(tile, _ceil32(w))
-    ph, pw = max(0, th - h), max(0, tw - w)
-    xp = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode='reflect')
-    window = torch.from_numpy(blend_window(th, tw))
-    positions = [(r, c) for r in tile_starts(xp.shape[1], th, overlap) for c in tile_starts(xp.shape[2], tw, overlap)]
-    acc, weight = None, torch.zeros(xp.shape[1:])
-    for i in range(0, len(positions), batch_size):
-        batch = positions[i:i + batch_size]
-        xb = torch.from_numpy(np.stack([xp[:, r:r + th, c:c + tw] for r, c in batch])).to(device)
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=half and device.type == 'cuda'):
-            out = model(xb).float().cpu()
-        if acc is None: acc = torch.zeros((out.shape[1],) + xp.shape[1:])
-        for (r, c), o in zip(batch, out):
-            acc[:, r:r + th, c:c + tw] += o * window
-            weight[r:r + th, c:c + tw] += window
-    acc /= weight
-    return acc[:, ph // 2:ph // 2 + h, pw // 2:pw // 2 + w].numpy()
+def _tile_geometry(h:int,     # image height
+                   w:int,     # image width
+                   tile:int,  # tile side (a multiple of 32)
+                   t:tuple,   # the TTA transform, one of `DIHEDRAL`
+                  ) -> tuple:
+    "Tile shape and reflection padding (top, bottom, left, right) of the image turned by `t`, in the image's own frame."
+    hh, ww = (w, h) if t[1] % 2 else (h, w)                  # the transformed image's height and width
+    th, tw = min(tile, _ceil32(hh)), min(tile, _ceil32(ww))
+    ph, pw = max(0, th - hh), max(0, tw - ww)
+    sides = np.zeros((1, 3, 3), int)                          # the pads on the transformed image's sides, turned back
+    sides[0, 0, 1], sides[0, 2, 1], sides[0, 1, 0], sides[0, 1, 2] = ph // 2, ph - ph // 2, pw // 2, pw - pw // 2
+    s = undo_transform(sides, t)[0]
+    return ((tw, th) if t[1] % 2 else (th, tw)), (int(s[0, 1]), int(s[2, 1]), int(s[1, 0]), int(s[1, 2]))
 
-def _sample_logits(learn, image, tile, overlap, batch_size, tta, mc_samples, device, half):
-    "Logits at the image's own size, one array per TTA transform (undone) and per MC-dropout pass."
+# %% ../nbs/11_inference.ipynb #5640fae7
+def _logit_strips(model,             # the network, on `device`, in eval mode
+                  rows:callable,     # `rows(index) -> float32 3 x n x w`: prepared image rows
+                  h:int, w:int,      # image height and width
+                  samples:list,      # TTA transforms, one per sample (repeated for MC-dropout passes)
+                  tile:int, overlap:float, batch_size:int, device, half:bool, # as in `predict_probs`
+                 ):
+    "Blended logits of each sample (its transform undone), a strip at a time: yields (first row, float32 S x C x n x w)."
+    geo = [_tile_geometry(h, w, tile, t) for t in samples]
+    (th, tw), (top, bottom, left, right) = geo[0]             # tile and padded size are the same for every transform
+    hp, wp = h + top + bottom, w + left + right
+    windows = [undo_transform(blend_window(*(shape[::-1] if t[1] % 2 else shape))[None], t)[0]
+               for t, (shape, _) in zip(samples, geo)]
+    row_index = {p[0]: np.pad(np.arange(h), (p[0], p[1]), mode='reflect') for _, p in geo}   # np.pad's reflection
+    col_index = {p[2]: np.pad(np.arange(w), (p[2], p[3]), mode='reflect') if wp > w else slice(None) for _, p in geo}
+    starts_r, starts_c = tile_starts(hp, th, overlap), tile_starts(wp, tw, overlap)
+    depth = max([th] + [b - a for a, b in zip(starts_r, starts_r[1:])])      # rows the rolling buffer holds
+    acc, weight, base = None, np.zeros((len(samples), depth, wp), np.float32), 0
+    shape_key = lambda job: samples[job[0]][1] % 2 if th != tw else 0        # a batch holds tiles of one shape
+
+    def finished(a, b):                                       # padded rows [a, b), cropped to the image's own frame
+        out = []
+        for s, (_, (top, _, left, _)) in enumerate(geo):
+            r0, r1 = max(a - top, 0), min(b - top, h)
+            rs = slice(r0 + top - base, r1 + top - base)
+            out.append(acc[s, :, rs, left:left + w] / weight[s, rs, left:left + w])
+        return r0, np.stack(out)
+
+    for r in starts_r:
+        if r > base:                                          # no later tile reaches rows [base, r): they are done
+            yield finished(base, r)
+            d = r - base
+            acc[:, :, :depth - d], weight[:, :depth - d] = acc[:, :, d:], weight[:, d:]
+            acc[:, :, depth - d:], weight[:, depth - d:] = 0, 0
+            base = r
+        strips = {}
+        for _, (top, _, left, _) in geo:                      # the strip's rows, prepared and padded as each sample needs
+            if (top, left) not in strips: strips[top, left] = rows(row_index[top][r:r + th])[:, :, col_index[left]]
+        jobs = sorted(((s, c) for s in range(len(samples)) for c in starts_c), key=shape_key)
+        for _, group in groupby(jobs, shape_key):
+            group = list(group)
+            for i in range(0, len(group), batch_size):
+                batch = group[i:i + batch_size]
+                xb = np.stack([transform_image(strips[geo[s][1][0], geo[s][1][2]][:, :, c:c + tw], samples[s])
+                               for s, c in batch])
+                with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=half and device.type == 'cuda'):
+                    out = model(torch.from_numpy(xb).to(device)).float().cpu().numpy()
+                if acc is None: acc = np.zeros((len(samples), out.shape[1], depth, wp), np.float32)
+                for (s, c), o in zip(batch, out):
+                    acc[s, :, :th, c:c + tw] += undo_transform(o, samples[s]) * windows[s]
+                    weight[s, :th, c:c + tw] += windows[s]
+    yield finished(base, hp)
+
+# %% ../nbs/11_inference.ipynb #b5cda2df
+def _sample_strips(learn, image, tile, overlap, batch_size, tta, mc_samples, device, half):
+    "Logits at the image's own size, a strip at a time: (first row, float32 S x C x n x W), a sample per transform and pass."
     image = np.asarray(image)
     if min(image.shape[:2]) < MIN_SIDE:
         raise DatasetError(f"an image of {image.shape[0]}x{image.shape[1]} pixels is too small to segment (each side needs "
@@ -120,19 +194,36 @@ def _sample_logits(learn, image, tile, overlap, batch_size, tta, mc_samples, dev
     if mc_samples and not any(m.p > 0 for m in dropouts):
         raise DatasetError("mc_samples needs a model trained with dropout (e.g. seg_learner(..., dropout=0.2)); this one has "
                            "none, so every pass would be the same.", 'argument')
-    x = prepare_image(image, info)
     tile = _ceil32(tile or getattr(info, 'tile', None) or 256)
+    samples, (h, w) = [t for _ in range(max(1, mc_samples)) for t in TTA[tta]], image.shape[:2]
+    args = (samples, tile, overlap, batch_size, device, half)
     try:
         for m in dropouts: m.train(bool(mc_samples))           # MC dropout: dropout stays on while predicting
-        for _ in range(max(1, mc_samples)):
-            for t in TTA[tta]:
-                logits = undo_transform(_tiled_logits(model, transform_image(x, t), tile, overlap, batch_size, device, half), t)
-                if logits.shape[1:] != image.shape[:2]:         # trained on resized images: back to the image's own size
-                    logits = F.interpolate(torch.from_numpy(logits)[None], size=image.shape[:2], mode='bilinear',
-                                           align_corners=False)[0].numpy()
-                yield logits
+        if info.size is None:                                   # at the image's own size: only the rows a strip needs
+            rgb = _rgb_rows(image)
+            yield from _logit_strips(model, lambda index: _normalise(rgb(index), info), h, w, *args)
+        else:                                                   # trained resized: the small resized image, whole
+            x = prepare_image(image, info)
+            logits = np.concatenate([l for _, l in _logit_strips(model, lambda index: x[:, index], *x.shape[1:], *args)], 2)
+            if logits.shape[2:] != (h, w):                      # back to the image's own size
+                logits = F.interpolate(torch.from_numpy(logits), size=(h, w), mode='bilinear', align_corners=False).numpy()
+            yield 0, logits
     finally:
         for m in dropouts: m.train(False)
+
+def _prob_strips(learn, image, tta='none', tile=None, overlap=0.25, batch_size=4, device=None, half=False, logits=False):
+    "Class probabilities (or logits) averaged over TTA, a strip at a time: (first row, float32 C x n x W)."
+    T = getattr(learn.model_info, 'temperature', 1.0)
+    for r0, l in _sample_strips(learn, image, tile, overlap, batch_size, tta, 0, device, half):
+        yield r0, (l if logits else torch.softmax(torch.from_numpy(l) / T, 1).numpy()).mean(0)
+
+def _assemble(strips, shape:tuple) -> np.ndarray:
+    "Strips (first row, ... x n x W) put together into one float32 ... x H x W array."
+    out = None
+    for r0, s in strips:
+        if out is None: out = np.empty(s.shape[:-2] + tuple(shape), np.float32)
+        out[..., r0:r0 + s.shape[-2], :] = s
+    return out
 
 def predict_samples(learn:Learner,          # trained segmentation learner (with its `ModelInfo`)
                     image:np.ndarray,       # image array as read by `read_image`
@@ -146,8 +237,8 @@ def predict_samples(learn:Learner,          # trained segmentation learner (with
                    ) -> np.ndarray:
     "Class probabilities of every TTA transform and MC-dropout pass: float32 S x C x H x W, for confidence analysis."
     T = getattr(learn.model_info, 'temperature', 1.0)
-    return np.stack([torch.softmax(torch.from_numpy(l) / T, 0).numpy() for l in
-                     _sample_logits(learn, image, tile, overlap, batch_size, tta, mc_samples, device, half)])
+    strips = _sample_strips(learn, image, tile, overlap, batch_size, tta, mc_samples, device, half)
+    return _assemble(((r0, torch.softmax(torch.from_numpy(l) / T, 1).numpy()) for r0, l in strips), np.shape(image)[:2])
 
 def predict_probs(learn:Learner,            # trained segmentation learner (with its `ModelInfo`)
                   image:np.ndarray,         # image array as read by `read_image` (grey, RGB, RGBA, 8/16-bit)
@@ -160,28 +251,30 @@ def predict_probs(learn:Learner,            # trained segmentation learner (with
                   logits:bool=False,        # return the blended logits instead of probabilities
                  ) -> np.ndarray:
     "Class probabilities (float32 C x H x W) of one image at its own size: tiled, blended, averaged over TTA."
-    T = getattr(learn.model_info, 'temperature', 1.0)
-    total, n = None, 0
-    for l in _sample_logits(learn, image, tile, overlap, batch_size, tta, 0, device, half):
-        p = l if logits else torch.softmax(torch.from_numpy(l) / T, 0).numpy()
-        total, n = (p if total is None else total + p), n + 1
-    return (total / n).astype(np.float32)
+    return _assemble(_prob_strips(learn, image, tta, tile, overlap, batch_size, device, half, logits), np.shape(image)[:2])
 
 # %% ../nbs/11_inference.ipynb #02847d45
 class Prediction(NamedTuple):
     "What a model says about one image."
     mask: np.ndarray        # uint8 H x W: class index of every pixel (the most probable class)
-    probs: np.ndarray       # float32 C x H x W: class probabilities, summing to 1 over C
+    probs: np.ndarray|None  # float32 C x H x W: class probabilities, summing to 1 over C (None: not kept)
     confidence: np.ndarray  # float32 H x W: probability of the chosen class, 1/C..1
 
 def predict_image(learn:Learner,          # trained segmentation learner
                   image:np.ndarray|str|Path, # image array (as from `read_image`) or image file
+                  keep_probs:bool=True,   # also return the C x H x W probabilities (False: mask and confidence only, lean)
                   **kwargs,               # passed to `predict_probs`: tta, tile, overlap, batch_size, device, half
                  ) -> Prediction:
     "Mask, class probabilities and confidence for one image at its own resolution."
     if isinstance(image, (str, Path)): image = read_image(image)
-    probs = predict_probs(learn, np.asarray(image), **kwargs)
-    return Prediction(mask=probs.argmax(0).astype(np.uint8), probs=probs, confidence=probs.max(0))
+    image = np.asarray(image)
+    if keep_probs:
+        probs = predict_probs(learn, image, **kwargs)
+        return Prediction(mask=probs.argmax(0).astype(np.uint8), probs=probs, confidence=probs.max(0))
+    mask, confidence = np.empty(image.shape[:2], np.uint8), np.empty(image.shape[:2], np.float32)
+    for r0, p in _prob_strips(learn, image, **kwargs):    # strip by strip: the probabilities are never whole
+        mask[r0:r0 + p.shape[1]], confidence[r0:r0 + p.shape[1]] = p.argmax(0), p.max(0)
+    return Prediction(mask, None, confidence)
 
 # %% ../nbs/11_inference.ipynb #e382c212
 def _mask_style(n_classes:int) -> dict:
@@ -205,7 +298,7 @@ def show_predictions(images:list,           # images: arrays or files
     nrows, ncols = len(images), len(titles)
     fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.7, size * nrows), dpi=dpi, squeeze=False)
     for r, (image, pred) in enumerate(zip(images, predictions)):
-        n_classes = pred.probs.shape[0]
+        n_classes = pred.probs.shape[0] if pred.probs is not None else max(2, int(pred.mask.max()) + 1)
         panels = [image_to_rgb(read_image(image) if isinstance(image, (str, Path)) else image)]
         if truths is not None:
             truth = truths[r]
@@ -227,7 +320,8 @@ def show_predictions(images:list,           # images: arrays or files
 def confidence_to_uint8(confidence:np.ndarray, # float confidence, 0..1
                        ) -> np.ndarray:
     "Confidence 0..1 as 8-bit 0..255 (value = round(255 * confidence)), as saved by `predict_folder`."
-    return np.clip(np.round(np.asarray(confidence, np.float32) * 255), 0, 255).astype(np.uint8)
+    c = np.asarray(confidence, np.float32) * 255                   # one float copy, then rounded and clipped in place
+    return np.clip(np.round(c, out=c), 0, 255, out=c).astype(np.uint8)
 
 def read_confidence(path:str|Path, # confidence PNG written by `predict_folder`
                    ) -> np.ndarray:
@@ -261,7 +355,74 @@ def load_model(path:str|Path, # model.pkl written by `train`, or the folder hold
                              "e.g. from an older segment_lib. Train it again with `segment-lib train`.")
     return learn
 
+# %% ../nbs/11_inference.ipynb #e7069dea
+def _predict_file(learn:Learner,          # trained learner
+                  image_path:Path,        # image to predict
+                  mask_path:Path,         # mask to write
+                  confidence_dir:Path|None, # where to write <stem>.tif and <stem>.png confidence maps (None: not written)
+                  overwrite:bool,         # replace an existing mask
+                  palette:list,           # class colours of the palette PNG
+                  **kwargs,               # passed to `predict_image`: tta, tile, batch_size, device, half
+                 ) -> Path:
+    "Predict one image file, write its confidence maps and then its mask (each atomically); return the mask and its scores."
+    pred = predict_image(learn, image_path, keep_probs=False, **kwargs)
+    scores = dict(image=mask_path.stem, **map_scores(pred.mask, pred.confidence))
+    if confidence_dir is not None:
+        save_image(pred.confidence, confidence_dir/f'{mask_path.stem}.tif', overwrite=True)
+        save_image(confidence_to_uint8(pred.confidence), confidence_dir/f'{mask_path.stem}.png', overwrite=True)
+    return save_mask(pred.mask, mask_path, overwrite=overwrite, palette=palette), scores
+
+@functools.lru_cache(maxsize=2)
+def _cached_model(path:str,  # model.pkl
+                  stamp:int, # its modification time: a model replaced at the same path is loaded again
+                 ) -> Learner:
+    "The model at `path`, loaded once per process (on a Dask worker: once per worker) and reused for every image."
+    return load_model(path)
+
+def _predict_on_worker(model_file:str, # model.pkl, as the worker sees it
+                       *args, **kwargs, # passed to `_predict_file`
+                      ) -> Path:
+    "Dask task: `_predict_file` with this worker's own copy of the model, loaded on its first image."
+    return _predict_file(_cached_model(model_file, os.stat(model_file).st_mtime_ns), *args, **kwargs)
+
+def _dask():
+    "The `dask.distributed` module, or a message saying how to install it."
+    try: import dask.distributed
+    except ImportError as e:
+        raise UserError("predicting with workers > 1 or a scheduler needs Dask, an optional dependency: "
+                        "pip install segment-lib[scale]") from e
+    return dask.distributed
+
+def _predict_with_dask(model:str|Path,   # model.pkl (or its folder), a path the workers can read
+                       jobs:list,         # (image path, mask path) pairs
+                       workers:int,       # processes of the local cluster
+                       scheduler:str|None, # address of a running scheduler to use instead
+                       progress:bool,     # show progress as images finish
+                       args:dict,         # passed to `_predict_file`
+                      ) -> list:
+    "Map `_predict_file` over the jobs on Dask workers, each with its own model; return the masks written."
+    distributed = _dask()
+    model = Path(model)/'model.pkl' if Path(model).is_dir() else Path(model)
+    args = {**args, 'confidence_dir': args['confidence_dir'] and Path(args['confidence_dir']).absolute()}   # workers' cwd differs
+    client = (distributed.Client(scheduler) if scheduler else
+              distributed.Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None))
+    with client:                  # closing the client closes the local cluster it started, and cancels what is left
+        client.run(warnings.filterwarnings, 'ignore', message='`torch.jit.script` is deprecated')   # fastai's import, not ours
+        futures = [client.submit(_predict_on_worker, str(model.absolute()), Path(i).absolute(), Path(m).absolute(),
+                                 pure=False, **args) for i, m in jobs]
+        done = distributed.as_completed(futures)
+        return [next(done).result() for _ in with_progress(range(len(futures)), progress, 'images')]   # the first error stops all
+
 # %% ../nbs/11_inference.ipynb #431f64a0
+def _write_scores(rows:list, # one dict of `map_scores` per image predicted now, with its `image` stem
+                  path:Path, # scores.csv: rows of images predicted earlier are kept unless predicted again
+                 ):
+    "Write per-image confidence scores, least confident first (by `DEFAULT_SCORE`), keeping earlier images' rows."
+    new = pd.DataFrame(rows)
+    if path.exists(): new = pd.concat([pd.read_csv(path).loc[lambda d: ~d.image.astype(str).isin(new.image)], new])
+    new = new.sort_values(DEFAULT_SCORE, ascending=False)
+    atomic_write(path, lambda tmp: new.to_csv(tmp, index=False), overwrite=True)
+
 def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (or the folder holding it)
                    images_dir:str|Path,      # folder of images to predict, or a dataset folder holding images/
                    out_dir:str|Path,         # output folder: masks/, confidence/ and codes.txt are written there
@@ -273,24 +434,31 @@ def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (o
                    device:str|None=None,     # 'cpu' or 'cuda'; default: the GPU when there is one
                    half:bool=False,          # half precision on a GPU (faster, about the same masks)
                    progress:bool=True,       # show progress (a bar, or lines in a log file)
+                   workers:int=1,            # processes predicting images side by side, with Dask (needs segment-lib[scale])
+                   scheduler:str|None=None,  # address of a running Dask scheduler (tcp://host:8786) to use instead
                   ) -> list:
-    "Predict every image of a folder into `out_dir/masks/<stem>.png` (palette PNG of class indices); return the masks written."
+    "Predict a folder: `out_dir/masks/<stem>.png` (palette PNGs of class indices), confidence maps, `scores.csv`; return the masks written."
     images = folder_files(images_dir, IMAGE_EXTS, 'image')
+    parallel = workers > 1 or bool(scheduler)
+    if parallel and not isinstance(model, (str, Path)):
+        raise UserError("predicting with workers > 1 or a scheduler loads the model in every worker from its file: pass the "
+                        "path of the model.pkl (written by `train` or `export_learner`) instead of a Learner.")
+    if parallel: _dask()                                  # before any work: is Dask there?
     learn = load_model(model) if isinstance(model, (str, Path)) else model
     codes = learn.model_info.codes
     masks_dir, confidence_dir = Path(out_dir)/'masks', Path(out_dir)/'confidence'
-    written, kept = [], []
     # the classes of the masks, so that measuring or checking them later knows what the values mean
     write_codes(codes, Path(out_dir)/'codes.txt')
-    for stem, image_path in with_progress(list(images.items()), progress, 'images'):
-        mask_path = masks_dir/f'{stem}.png'
-        if mask_path.exists() and not overwrite:
-            kept.append(mask_path); continue
-        pred = predict_image(learn, image_path, tta=tta, tile=tile, batch_size=batch_size, device=device, half=half)
-        if confidence:
-            save_image(pred.confidence.astype(np.float32), confidence_dir/f'{stem}.tif', overwrite=True)
-            save_image(confidence_to_uint8(pred.confidence), confidence_dir/f'{stem}.png', overwrite=True)
-        written.append(save_mask(pred.mask, mask_path, overwrite=overwrite, palette=class_palette(codes)))
+    jobs = [(image_path, masks_dir/f'{stem}.png') for stem, image_path in images.items()]
+    kept = [mask_path for _, mask_path in jobs if mask_path.exists() and not overwrite]
+    jobs = [(image_path, mask_path) for image_path, mask_path in jobs if overwrite or not mask_path.exists()]
+    args = dict(confidence_dir=confidence_dir if confidence else None, overwrite=overwrite, palette=class_palette(codes),
+                tta=tta, tile=tile, batch_size=batch_size, device=device, half=half)
+    if not parallel: results = [_predict_file(learn, i, m, **args) for i, m in with_progress(jobs, progress, 'images')]
+    elif jobs: results = _predict_with_dask(model, jobs, workers, scheduler, progress, args)
+    else: results = []
+    if results: _write_scores([s for _, s in results], Path(out_dir)/'scores.csv')
+    written = sorted((m for m, _ in results), key=lambda m: [j[1] for j in jobs].index(m))
     if kept:
         warnings.warn(f"{masks_dir}: {len(kept)} mask{'s' if len(kept) > 1 else ''} already there (e.g. {kept[0].name}) "
                       "were kept and their images not predicted again. Pass overwrite=True (--overwrite) to replace them.",

@@ -170,3 +170,37 @@ def test_evaluate_and_predict_give_the_same_masks(learn, tmp_path):
     cm = sum(confusion_matrix(read_mask_array(tmp_path/'out'/'masks'/f'{i}.png'), read_mask_array(tmp_path/'data'/'masks'/f'{i}.png'), 2)
              for i in range(3))
     assert evaluate(learn, tmp_path/'data', progress=False) == {**scores_from_confusion(cm, ['background', 'object']), 'images': 3}
+
+
+def test_lean_prediction_is_the_full_one_without_probabilities(learn):
+    "`keep_probs=False` fills mask and confidence strip by strip: the same values, no C x H x W array."
+    rng = np.random.default_rng(3)
+    for image, kw in [(rng.integers(0, 4096, (300, 70), dtype=np.uint16), dict(tile=64)),
+                      (rng.integers(0, 256, (33, 70, 4), dtype=np.uint8), dict(tta='all')),
+                      (rng.integers(0, 256, (200, 150, 3), dtype=np.uint8), dict(tile=64, tta='flips', overlap=0.5))]:
+        full, lean = predict_image(learn, image, **kw), predict_image(learn, image, keep_probs=False, **kw)
+        assert lean.probs is None and lean.confidence.dtype == np.float32
+        assert np.array_equal(lean.mask, full.mask) and np.array_equal(lean.confidence, full.confidence)
+
+
+def test_strips_are_never_higher_than_a_tile(learn, monkeypatch):
+    "The prepared rows asked for at any time are one tile high: memory follows the strip, not the image."
+    asked = []
+    real = inference._normalise
+    monkeypatch.setattr(inference, '_normalise', lambda rgb, info: asked.append(rgb.shape) or real(rgb, info))
+    pred = predict_image(learn, np.zeros((1000, 90, 3), np.uint8), keep_probs=False, tile=64)
+    assert pred.mask.shape == (1000, 90) and max(s[0] for s in asked) == 64 and len(asked) == len(inference.tile_starts(1000, 64))
+
+
+def test_scores_csv_ranks_least_confident_first_and_survives_a_rerun(learn, tmp_path):
+    import pandas as pd
+    from segment_lib.confidence import DEFAULT_SCORE
+    imgs = _images(tmp_path/'imgs', **{f'{i}.png': np.random.default_rng(i).integers(0, 255, (20, 24), dtype=np.uint8) for i in range(3)})
+    predict_folder(learn, imgs, tmp_path/'out', progress=False)
+    scores = pd.read_csv(tmp_path/'out'/'scores.csv')
+    assert sorted(scores.image.astype(str)) == ['0', '1', '2'] and scores[DEFAULT_SCORE].is_monotonic_decreasing
+    (tmp_path/'out'/'masks'/'1.png').unlink()
+    with pytest.warns(UserWarning, match='2 masks already there'): predict_folder(learn, imgs, tmp_path/'out', progress=False)
+    again = pd.read_csv(tmp_path/'out'/'scores.csv')
+    assert sorted(again.image.astype(str)) == ['0', '1', '2']                     # earlier rows kept, image 1 scored anew
+    pd.testing.assert_frame_equal(again.sort_values('image').reset_index(drop=True), scores.sort_values('image').reset_index(drop=True))
