@@ -10,7 +10,7 @@ to each size. Each size runs in a fresh process, which reports:
   `ru_maxrss` too (which cannot be restarted once threads have come and gone; the process is started through a tiny
   wrapper, because on Linux `ru_maxrss` starts from the size of the process that started it), the RSS just before predicting (Python,
   torch, fastai, the model and the image) and the size of the arrays that must grow with the image (the uint8 RGB
-  input, the uint8 mask, the float32 confidence);
+  input, the uint8 mask, the float16 confidence);
 - seconds per megapixel of that prediction;
 - seam disagreement (sizes up to --seam-max): the fraction of pixels whose class differs between the default tiled
   prediction and one tile covering the whole image;
@@ -160,7 +160,7 @@ def main():
              + (f"trained {a.epochs} epoch{'s' if a.epochs > 1 else ''} on data/cells, batch 4, lr 1e-2 (validation Dice {dice:.2f})" if a.epochs else "random init")
              + f"; tile {first['tile']} px (the model's training size), overlap 0.25, batch {a.batch_size} tiles",
              "- image: synthetic cells (`make_cells(size=1024, seed=0)` mirror-tiled), uint8 RGB; each size in a fresh process",
-             "- path: `predict_image(learn, image, keep_probs=False)` (mask + float32 confidence, as `predict_folder` uses it); "
+             "- path: `predict_image(learn, image, keep_probs=False)` (mask + float16 confidence, as `predict_folder` uses it); "
              "bare: the same tiles and batches through `learn.model` under `torch.no_grad()`, forward calls only, run before and "
              "after the prediction (mean); in the network: share of the prediction's own time inside `learn.model` (forward hooks)\n",
              "| size | tiles | s | s / Mpx | bare s (before, after) | speed vs bare | in the network | RSS before MB | peak RSS while predicting MB | peak - before MB "

@@ -49,9 +49,17 @@ def _show_check(summary, args):
 def _show_train(report, args): print(f"model written to {Path(args['out'])/'model.pkl'} ({report['seconds']} s)"); _print_json(report['final'])
 def _show_predict(written, args): print(f"{len(written)} masks written to {Path(args['out_dir'])/'masks'}")
 def _show_measure(summary, args): print(summary.to_string()); print(f"objects written to {args['out_csv']}")
+def _show_score(scores, args):
+    from segment_lib.metrics import score_table
+    _print_json({k: v for k, v in scores.items() if k != 'per_image'})
+    n, ob = scores['images'], scores['objects']
+    print(f"\n{n} image{'s' * (n != 1)}: {ob['true']} true objects, {ob['pred']} predicted, {ob['tp']} matched, "
+          f"{ob['splits']} split, {ob['merges']} merged")
+    print(score_table(scores).to_string(na_rep='-'))
+    print(f"all scores, per image too, written to {args['out']}" if args.get('out') else "per-image scores: add --out scores.json")
 
 SHOW = dict(json=lambda result, args: _print_json(result), none=lambda result, args: None,
-            check=_show_check, train=_show_train, predict=_show_predict, measure=_show_measure)
+            check=_show_check, train=_show_train, predict=_show_predict, measure=_show_measure, score=_show_score)
 
 def evaluate_model(model:str,            # model.pkl written by `train`, or the folder holding it
                    data:str,             # dataset folder with images/ and masks/ to score
@@ -88,6 +96,9 @@ COMMANDS = {
     'convert': Command('segment_lib.instances:convert_masks', 'masks -> semantic, three-class or instance masks',
                        names=dict(masks_dir='masks'), options=('to', 'out'), fixed=dict(progress=True),
                        choices=dict(to='segment_lib.instances:CONVERSIONS')),
+    'score': Command('segment_lib.metrics:score_folders', 'score predicted masks against true masks (any tool)',
+                     fixed=dict(progress=True), show='score',
+                     choices=dict(pred_kind='segment_lib.metrics:MASK_KINDS', truth_kind='segment_lib.metrics:MASK_KINDS')),
     'bootstrap': Command('segment_lib.bootstrap:bootstrap_folder', 'classical first-guess masks to start annotating from',
                          names=dict(images_dir='images'), options=('out',), fixed=dict(progress=True),
                          extra='segment_lib.bootstrap:bootstrap_mask'),
@@ -118,52 +129,65 @@ def run_demo(out:str|Path='demo-output', # output folder
              base_width:int=16,          # U-Net width of the first level
              depth:int=3,                # U-Net poolings
              seed:int=42,                # seed of everything
-             show_progress:bool=True,    # fastai's progress bar and epoch table
+             show_progress:bool=True,    # progress bars (lines in a log file)
             ) -> dict:
-    "Build a course dataset, train, evaluate on held-out images, predict, measure; write `out/`; return the metrics."
-    import numpy as np, pandas as pd
+    "The whole workflow on generated data: train, predict with confidence, rank, measure, score; write `out/`."
+    import pandas as pd
     import matplotlib; matplotlib.use('Agg')
+    from scipy.stats import spearmanr
     from segment_lib.synthetic import write_course_dataset
     from segment_lib.data import find_pairs, read_image, read_mask, read_mask_array
     from segment_lib.learner import train, evaluate
-    from segment_lib.inference import load_model
-    from segment_lib.inference import predict_folder, predict_image, show_predictions
+    from segment_lib.inference import load_model, predict_folder, predict_image, show_predictions
     from segment_lib.measure import measure_folder
-    from segment_lib.instances import label_objects
+    from segment_lib.metrics import score_folders
     out, t0, timings = Path(out), time.time(), {}
     _prepare_demo_dir(out)
-    print(f"1/5 building the '{kind}' course dataset ({n_train} + {n_heldout} held-out images, {size} px)")
+    print(f"1/6 building the '{kind}' course dataset ({n_train} + {n_heldout} held-out images, {size} px)")
     write_course_dataset(kind, out/'data', n=n_train, size=size, seed=seed)
     write_course_dataset(kind, out/'heldout', n=n_heldout, size=size, seed=seed + 1000)
     timings['data'] = round(time.time() - t0, 1)
-    print(f"2/5 training a U-Net (base width {base_width}, depth {depth}) for {epochs} epochs on the CPU")
+    print(f"2/6 training a U-Net (base width {base_width}, depth {depth}) for {epochs} epochs on the CPU, then calibrating it")
     report = train(out/'data', out/'model', epochs=epochs, base_width=base_width, depth=depth, seed=seed,
                    show_progress=show_progress)
     timings['train'] = report['seconds']
-    print("3/5 evaluating on the held-out images")
+    print("3/6 evaluating on the held-out images")
     learn = load_model(out/'model')
     heldout = evaluate(learn, out/'heldout', progress=show_progress)
-    print("4/5 predicting the held-out images")
-    predict_folder(learn, out/'heldout'/'images', out/'predictions', progress=show_progress)
+    print("4/6 predicting the held-out images: masks, confidence maps, scores.csv")
+    predict_folder(learn, out/'heldout', out/'predictions', progress=show_progress)
     pairs = find_pairs(out/'heldout')[:4]
     preds = [predict_image(learn, read_image(i)) for i, _ in pairs]
     fig = show_predictions([read_image(i) for i, _ in pairs], [read_mask(m) for _, m in pairs], preds)
     fig.savefig(out/'predictions.png', dpi=80, bbox_inches='tight')
-    print("5/5 measuring the objects")
+    print("5/6 ranking: does the model's own doubt find its mistakes?")
+    ranked = pd.read_csv(out/'predictions'/'scores.csv', dtype={'image': str})
+    errors = {p.stem: float((read_mask_array(out/'predictions'/'masks'/p.name) != read_mask(p)).mean())
+              for p in sorted((out/'heldout'/'masks').iterdir())}
+    ranked['pixel_error'] = ranked.image.map(errors)
+    rho = float(spearmanr(ranked.unconfident_fraction, ranked.pixel_error)[0])
+    print("6/6 measuring and scoring the objects")
     measure_folder(out/'predictions'/'masks', out/'objects.csv', split_touching=True, min_size=10, progress=show_progress)
-    true_counts = [int(len(np.unique(read_mask_array(f))) - 1) for f in sorted((out/'heldout'/'instances').iterdir())]
-    merged = [int(label_objects(read_mask_array(f), min_size=10).max()) for f in sorted((out/'predictions'/'masks').iterdir())]
-    metrics = dict(kind=kind, validation=report['final'], heldout=heldout,
-                   objects=dict(true_instances=int(sum(true_counts)), predicted_objects_split=int(len(pd.read_csv(out/'objects.csv'))),
-                                predicted_connected_components=int(sum(merged)),
-                                note="predicted objects (10 px or more) are found in the semantic prediction: connected components merge "
-                                     "touching objects, the watershed split (objects.csv) separates most of them; true "
-                                     "instances come from the generator"),
+    scores = score_folders(out/'predictions', out/'heldout', out=out/'scores.json', split=True, min_size=10,
+                           progress=show_progress)
+    o = scores['objects']
+    metrics = dict(kind=kind, validation=report['final'], heldout=heldout, calibration=report['calibration'],
+                   ranking=dict(spearman_unconfident_vs_error=round(rho, 3),
+                                least_confident=ranked.head(3)[['image', 'unconfident_fraction', 'pixel_error']].round(4).to_dict('records'),
+                                note="scores.csv ranks images least confident first; pixel_error uses the generator's truth, "
+                                     "which a user would not have"),
+                   objects=dict(true_instances=o['true'], predicted_objects=o['pred'], f1_at_0_5=o['f1'],
+                                ap_at_0_5=o['ap']['0.50'], ap_at_0_75=o['ap']['0.75'], splits=o['splits'], merges=o['merges'],
+                                note="objects of 10 px or more, split by a distance-transform watershed in the semantic "
+                                     "prediction, matched one-to-one to the generator's true instances (IoU >= 0.5)"),
                    settings=report['settings'], timings_s={**timings, 'total': round(time.time() - t0, 1)},
                    machine=report['machine'])
     (out/'metrics.json').write_text(json.dumps(metrics, indent=2))
-    print(f"held-out foreground Dice {heldout['foreground_dice']:.3f} on {heldout['images']} images; "
-          f"total {metrics['timings_s']['total']} s; results in {out}/")
+    print(f"held-out foreground Dice {heldout['foreground_dice']:.3f} on {heldout['images']} images; temperature "
+          f"{report['calibration']['temperature']} (ECE {report['calibration']['ece_before']} -> "
+          f"{report['calibration']['ece_after']}); unconfident pixels vs errors: Spearman {rho:.2f}; objects F1 "
+          f"{o['f1']} (AP@0.5 {o['ap']['0.50']}) for {o['true']} true cells; total {metrics['timings_s']['total']} s; "
+          f"results in {out}/")
     return metrics
 
 # %% ../nbs/12_cli.ipynb #919faee0

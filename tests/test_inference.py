@@ -179,8 +179,8 @@ def test_lean_prediction_is_the_full_one_without_probabilities(learn):
                       (rng.integers(0, 256, (33, 70, 4), dtype=np.uint8), dict(tta='all')),
                       (rng.integers(0, 256, (200, 150, 3), dtype=np.uint8), dict(tile=64, tta='flips', overlap=0.5))]:
         full, lean = predict_image(learn, image, **kw), predict_image(learn, image, keep_probs=False, **kw)
-        assert lean.probs is None and lean.confidence.dtype == np.float32
-        assert np.array_equal(lean.mask, full.mask) and np.array_equal(lean.confidence, full.confidence)
+        assert lean.probs is None and lean.confidence.dtype == np.float16                # half the memory of float32
+        assert np.array_equal(lean.mask, full.mask) and np.abs(lean.confidence - full.confidence).max() <= 5e-4
 
 
 def test_strips_are_never_higher_than_a_tile(learn, monkeypatch):
@@ -204,3 +204,39 @@ def test_scores_csv_ranks_least_confident_first_and_survives_a_rerun(learn, tmp_
     again = pd.read_csv(tmp_path/'out'/'scores.csv')
     assert sorted(again.image.astype(str)) == ['0', '1', '2']                     # earlier rows kept, image 1 scored anew
     pd.testing.assert_frame_equal(again.sort_values('image').reset_index(drop=True), scores.sort_values('image').reset_index(drop=True))
+
+
+@pytest.mark.parametrize('shape', [(37, 53), (70, 130)])
+def test_full_tta_is_exactly_equivariant(learn, shape):
+    "With tta='all' the prediction of a flipped or turned image is the flipped or turned prediction (tiles included)."
+    from segment_lib.inference import predict_probs
+    img = np.random.default_rng(sum(shape)).integers(0, 256, shape + (3,), dtype=np.uint8)
+    p = predict_probs(learn, img, tta='all', tile=32)
+    np.testing.assert_allclose(predict_probs(learn, img[:, ::-1], tta='all', tile=32), p[:, :, ::-1], atol=1e-5)
+    np.testing.assert_allclose(predict_probs(learn, img[::-1], tta='all', tile=32), p[:, ::-1], atol=1e-5)
+    np.testing.assert_allclose(predict_probs(learn, np.rot90(img), tta='all', tile=32), np.rot90(p, axes=(1, 2)), atol=1e-5)
+    flips = predict_probs(learn, img, tta='flips', tile=32)                # the flips group: equivariant to flips
+    np.testing.assert_allclose(predict_probs(learn, img[::-1, ::-1], tta='flips', tile=32), flips[:, ::-1, ::-1], atol=1e-5)
+
+
+def test_every_transform_is_undone_with_a_position_dependent_stand_in():
+    "A stand-in whose output at each pixel is that pixel's value: each of the 8 undone predictions must be the plain one."
+    import torch
+    from types import SimpleNamespace
+    from segment_lib.data import Codes
+    from segment_lib.learner import ModelInfo
+    from segment_lib.inference import predict_samples
+    class Echo(torch.nn.Module):
+        def forward(self, x): return torch.stack([torch.zeros_like(x[:, 0]), 3 * x[:, 0]], 1)
+    echo = SimpleNamespace(model=Echo(), model_info=ModelInfo(Codes(['background', 'object'])))
+    img = np.random.default_rng(1).integers(0, 255, (45, 77), dtype=np.uint8)
+    samples = predict_samples(echo, img, tta='all', tile=32)
+    assert samples.shape == (8, 2, 45, 77)
+    for s in samples: np.testing.assert_allclose(s, samples[0], atol=1e-6)
+    np.testing.assert_allclose(samples[0][1], 1 / (1 + np.exp(-3 * img.astype(np.float64) / 255)), atol=1e-5)
+
+
+def test_sizes_odd_thin_and_too_small(learn):
+    from segment_lib.inference import predict_probs
+    for shape in [(97, 131), (3000, 17), (17, 3000), (2, 2)]: assert predict_probs(learn, np.zeros(shape, np.uint8)).shape == (2,) + shape
+    with pytest.raises(DatasetError, match='1x1 pixels is too small to segment'): predict_probs(learn, np.zeros((1, 1), np.uint8))
