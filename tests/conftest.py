@@ -31,3 +31,16 @@ def cells(tmp_path):
     dst = tmp_path/'cells'
     shutil.copytree(ROOT/'data'/'cells', dst)
     return dst
+
+def tiny_learner(folder):
+    "A tiny, untrained U-Net (width 4, depth 2) on 4 random 32 px images written to `folder`: enough to test files in and out."
+    import numpy as np
+    from fastai.vision.all import set_seed
+    from segment_lib.data import save_image, save_mask
+    from segment_lib.learner import seg_learner, segmentation_dls
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        save_image(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), folder/'images'/f'{i}.png')
+        save_mask((rng.random((32, 32)) > 0.5).astype(np.uint8), folder/'masks'/f'{i}.png')
+    set_seed(0)
+    return seg_learner(segmentation_dls(folder, bs=2, valid_pct=0.5, seed=0), 'unet', base_width=4, depth=2)

@@ -11,6 +11,7 @@ from segment_lib.data import DatasetError, read_image, read_mask_array, save_ima
 import segment_lib.inference as inference
 from segment_lib.inference import (Prediction, predict_image, predict_folder, show_predictions, read_confidence,
                                    confidence_to_uint8)
+from conftest import tiny_learner
 
 SHARED = Path(__file__).resolve().parents[1].parent/'shared'/'datasets'
 
@@ -18,15 +19,7 @@ SHARED = Path(__file__).resolve().parents[1].parent/'shared'/'datasets'
 @pytest.fixture(scope='module')
 def learn(tmp_path_factory):
     "A tiny, untrained U-Net on a 4-image dataset: enough to test files in and out."
-    from fastai.vision.all import set_seed
-    from segment_lib.learner import seg_learner, segmentation_dls
-    d = tmp_path_factory.mktemp('ds')
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        save_image(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), d/'images'/f'{i}.png')
-        save_mask((rng.random((32, 32)) > 0.5).astype(np.uint8), d/'masks'/f'{i}.png')
-    set_seed(0)
-    return seg_learner(segmentation_dls(d, bs=2, valid_pct=0.5, seed=0), 'unet', base_width=4, depth=2)
+    return tiny_learner(tmp_path_factory.mktemp('ds'))
 
 
 @pytest.fixture(scope='module')
@@ -163,7 +156,7 @@ def test_evaluate_and_predict_give_the_same_masks(learn, tmp_path):
     "One prediction path: the masks `predict_folder` writes are the ones `evaluate` scores."
     from segment_lib.learner import evaluate, confusion_matrix, scores_from_confusion
     from segment_lib.data import is_palette
-    imgs = _images(tmp_path/'data'/'images', **{f'{i}.png': np.random.default_rng(i).integers(0, 255, (24, 40), dtype=np.uint8) for i in range(3)})
+    _images(tmp_path/'data'/'images', **{f'{i}.png': np.random.default_rng(i).integers(0, 255, (24, 40), dtype=np.uint8) for i in range(3)})
     for i in range(3): save_mask((np.arange(24 * 40).reshape(24, 40) % (i + 2) == 0).astype(np.uint8), tmp_path/'data'/'masks'/f'{i}.png')
     written = predict_folder(learn, tmp_path/'data', tmp_path/'out', progress=False)           # the dataset folder works too
     assert all(is_palette(p) for p in written)                                                   # viewable palette PNGs

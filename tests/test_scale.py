@@ -1,5 +1,4 @@
 "`predict_folder` on Dask workers writes what the serial run writes (needs the optional extra: segment-lib[scale])."
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,20 +8,14 @@ pytest.importorskip('dask.distributed', reason='Dask is optional: pip install se
 
 from segment_lib.data import read_mask_array, save_image, save_mask
 from segment_lib.inference import predict_folder, read_confidence
+from conftest import tiny_learner
 
 
 @pytest.fixture(scope='module')
 def model_path(tmp_path_factory):
     "A tiny random-init U-Net, exported as `train` would: the workers load it from the file."
-    from fastai.vision.all import set_seed
-    from segment_lib.learner import seg_learner, segmentation_dls, export_learner
-    d = tmp_path_factory.mktemp('ds')
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        save_image(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), d/'images'/f'{i}.png')
-        save_mask((rng.random((32, 32)) > 0.5).astype(np.uint8), d/'masks'/f'{i}.png')
-    set_seed(0)
-    learn = seg_learner(segmentation_dls(d, bs=2, valid_pct=0.5, seed=0), 'unet', base_width=4, depth=2)
+    from segment_lib.learner import export_learner
+    learn = tiny_learner(tmp_path_factory.mktemp('ds'))
     return export_learner(learn, tmp_path_factory.mktemp('model')/'model.pkl')
 
 
