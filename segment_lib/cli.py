@@ -252,5 +252,9 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
     except _user_errors() as e:
         print(f"segment-lib {name}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:                        # Ctrl-C, or SIGTERM during training
+        print(f"segment-lib {name}: stopped. What was finished is kept: `train` keeps the best model so far in its "
+              "model.pkl and says from which epoch in report.json.", file=sys.stderr)
+        return 130
     SHOW[cmd.show](result, args)
     return 0

@@ -6,7 +6,7 @@ Docs: https://segment-lib.github.io/segment_lib/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #30497786
 from __future__ import annotations
-import contextlib, json, platform, time, urllib.error
+import contextlib, json, platform, signal, threading, time, urllib.error
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossFlat, DiceLoss, unet_learner,
-                               set_seed, Normalize, params, DataBlock, TransformBlock, RandomSplitter,
+                               set_seed, Normalize, params, Callback, Recorder, DataBlock, TransformBlock, RandomSplitter,
                                PILImage, PILMask, AddMaskCodes, Resize, aug_transforms, imagenet_stats, IntToFloatTensor)
 
 from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, dataset_codes, find_pairs,
@@ -32,7 +32,8 @@ from .confidence import softmax, fit_temperature, expected_calibration_error
 __all__ = ['LOSSES', 'RESNETS', 'ARCHS', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo', 'segmentation_datablock',
            'segmentation_dls', 'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable',
            'unet_splitter', 'dls_model_info', 'seg_learner', 'confusion_matrix', 'scores_from_confusion', 'evaluate',
-           'valid_pairs', 'export_learner', 'refuse_untrainable', 'calibrate', 'plot_training', 'train']
+           'valid_pairs', 'export_learner', 'refuse_untrainable', 'calibrate', 'plot_training', 'CheckpointBest',
+           'stop_on_sigterm', 'train']
 
 # %% ../nbs/04_learner.ipynb #3a63393c
 class ImageReader:
@@ -365,6 +366,26 @@ def plot_training(learn:Learner, # a learner after fitting
     fig.tight_layout()
     return fig
 
+class CheckpointBest(Callback):
+    "After each epoch with the best validation loss so far, export the learner atomically: a stopped run keeps a model."
+    order = Recorder.order + 1                               # after the Recorder has the epoch's validation loss
+    def __init__(self, path:Path): self.path, self.best, self.saved_epoch = Path(path), float('inf'), None
+    def after_epoch(self):
+        valid_loss = self.recorder.values[-1][1] if self.recorder.values else None
+        if valid_loss is None or not valid_loss < self.best: return
+        self.best, self.saved_epoch = float(valid_loss), self.epoch
+        learn = self.learn                                   # removing the callback unhooks its `learn`
+        with learn.removed_cbs(self): export_learner(learn, self.path)              # the model, not this callback
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    "While training, a SIGTERM (a scheduler's time limit, `kill`) stops the run like Ctrl-C does, instead of killing it."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def handler(signum, frame): raise KeyboardInterrupt(f'signal {signum}')
+    previous = signal.signal(signal.SIGTERM, handler)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, previous)
+
 def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional codes.txt)
           out:str|Path,             # output folder for model.pkl, report.json and training.png
           arch:str='unet',          # 'unet' (ours) or a ResNet name such as 'resnet34'
@@ -394,18 +415,27 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
     dls = segmentation_dls(data_dir, bs=bs, size=size, valid_pct=valid_pct, seed=seed, check=False)
     learn = seg_learner(dls, arch, loss=loss, pretrained=pretrained, weights=weights, base_width=base_width, depth=depth)
     lr = lr or (3e-3 if arch == 'unet' else 1e-3)
-    with (contextlib.nullcontext() if show_progress else learn.no_bar()), \
-         (contextlib.nullcontext() if show_progress else learn.no_logging()):   # quiet means quiet: no bar, no epoch lists
-        if arch != 'unet' and (pretrained or weights): learn.fine_tune(epochs, base_lr=lr)
-        else: learn.fit_one_cycle(epochs, lr)
-    calibration = calibrate(learn, valid_pairs(dls), summary.codes)
-    learn.model_info.temperature = calibration['temperature']   # so that a confidence of 0.9 means about 90% right
-    export_learner(learn, out/'model.pkl')                # save the work before anything else can fail
-    final = evaluate(learn, pairs=valid_pairs(dls), codes=summary.codes, progress=False)
     settings = dict(arch=arch, epochs=epochs, lr=lr, bs=bs, size=size, valid_pct=valid_pct, seed=seed, loss=loss,
                     pretrained=pretrained if arch != 'unet' else None, weights=str(weights) if weights else None,
                     base_width=base_width if arch == 'unet' else None, depth=depth if arch == 'unet' else None,
                     parameters=count_parameters(learn.model))
+    checkpoint = CheckpointBest(out/'model.pkl')
+    try:
+        with (contextlib.nullcontext() if show_progress else learn.no_bar()), \
+             (contextlib.nullcontext() if show_progress else learn.no_logging()), stop_on_sigterm():   # quiet: no bar, no epoch lists
+            if arch != 'unet' and (pretrained or weights): learn.fine_tune(epochs, base_lr=lr, cbs=[checkpoint])
+            else: learn.fit_one_cycle(epochs, lr, cbs=[checkpoint])
+    except KeyboardInterrupt:                                # Ctrl-C or SIGTERM: keep what was learnt, say where it is
+        stopped = dict(after_epochs=len(learn.recorder.values), model_from_epoch=checkpoint.saved_epoch,
+                       valid_loss=None if checkpoint.saved_epoch is None else round(checkpoint.best, 4))
+        report = dict(data=summary.to_dict(), settings=settings, model=learn.model_info.to_dict(), stopped=stopped,
+                      epochs=_epoch_table(learn), seconds=round(time.time() - t0, 1), machine=_machine())
+        atomic_write(out/'report.json', lambda tmp: tmp.write_text(json.dumps(report, indent=2)), overwrite=True)
+        raise
+    calibration = calibrate(learn, valid_pairs(dls), summary.codes)
+    learn.model_info.temperature = calibration['temperature']   # so that a confidence of 0.9 means about 90% right
+    export_learner(learn, out/'model.pkl')                # save the work before anything else can fail
+    final = evaluate(learn, pairs=valid_pairs(dls), codes=summary.codes, progress=False)
     report = dict(data=summary.to_dict(), settings=settings, model=learn.model_info.to_dict(), calibration=calibration,
                   epochs=_epoch_table(learn),
                   validation_images=[p.name for p, _ in valid_pairs(dls)], final=final,

@@ -1,5 +1,6 @@
 "An exported learner loads in a fresh Python process and predicts exactly what the trained one did."
 import subprocess, sys
+from pathlib import Path
 import numpy as np
 from fastai.vision.all import set_seed
 import pytest
@@ -75,3 +76,23 @@ def test_check_and_training_decode_masks_identically(tmp_path, encoding):
     assert len(dls.train.items) == 3
     for i, path in enumerate(dls.train.items):                       # what training feeds the loss, before augmentation
         np.testing.assert_array_equal(np.asarray(dls.train_ds[i][1]), truth[int(path.stem[1:])])
+
+
+def test_sigterm_keeps_the_best_model(tmp_path):
+    "A training run stopped by SIGTERM (a scheduler's time limit) leaves a loadable model and says so."
+    import json, shutil, signal, subprocess, time
+    exe = shutil.which('segment-lib', path=str(Path(sys.executable).parent))
+    out = tmp_path/'m'
+    p = subprocess.Popen([exe, 'train', str(ROOT/'data'/'cells'), '--out', str(out), '--epochs', '40', '--base-width', '8',
+                          '--depth', '3'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (out/'model.pkl').exists() and time.time() - t0 < 300 and p.poll() is None: time.sleep(0.2)
+    assert (out/'model.pkl').exists(), p.communicate()[1][-2000:]
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and 'stopped' in err and 'Traceback' not in err, err[-2000:]
+    report = json.loads((out/'report.json').read_text())
+    assert report['stopped']['after_epochs'] < 40 and report['stopped']['model_from_epoch'] is not None
+    r = subprocess.run([sys.executable, '-c', f"from segment_lib.inference import load_model; load_model({str(out)!r})"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
