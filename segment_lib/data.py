@@ -17,11 +17,11 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'MASK_EXTS', 'DEFAULT_CODES', 'UserError', 'DatasetError', 'read_image', 'stretch_to_unit',
-           'image_to_rgb', 'image_to_grey', 'Codes', 'read_codes', 'dataset_codes', 'as_codes', 'read_mask_array',
-           'decode_mask', 'is_palette', 'read_mask', 'atomic_write', 'save_image', 'save_mask', 'class_palette',
-           'write_codes', 'with_progress', 'files_by_stem', 'find_pairs', 'dataset_folder', 'folder_files',
-           'image_size', 'refuse_existing_masks', 'copy_image']
+__all__ = ['IMAGE_EXTS', 'MASK_EXTS', 'DEFAULT_CODES', 'UserError', 'DatasetError', 'read_image', 'stretch_limits',
+           'stretch_to_unit', 'image_to_rgb', 'image_to_grey', 'Codes', 'read_codes', 'dataset_codes', 'as_codes',
+           'read_mask_array', 'decode_mask', 'is_palette', 'read_mask', 'atomic_write', 'save_image', 'save_mask',
+           'class_palette', 'write_codes', 'with_progress', 'files_by_stem', 'find_pairs', 'dataset_folder',
+           'folder_files', 'image_size', 'refuse_existing_masks', 'copy_image']
 
 # %% ../nbs/00_data.ipynb #3a26799d
 IMAGE_EXTS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')  # image files we read
@@ -85,17 +85,27 @@ def _drop_alpha(arr:np.ndarray) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[-1] == 4: return arr[..., :3]
     return arr
 
+def stretch_limits(arr:np.ndarray, # image values deeper than 8 bits (16-bit, float)
+                   low:float=0.1,   # percentile mapped to 0
+                   high:float=99.9, # percentile mapped to 1
+                  ) -> tuple:
+    "The two values `stretch_to_unit` maps to 0 and 1: (0, 1) when the values already lie in [0, 1], else two percentiles."
+    arr = np.asarray(arr)
+    if arr.size == 0 or (arr.min() >= 0 and arr.max() <= 1): return 0., 1.
+    lo, hi = np.percentile(arr, [low, high])
+    return float(lo), float(hi)
+
 def stretch_to_unit(arr:np.ndarray, # image values of any type
                     low:float=0.1,   # percentile mapped to 0 for images deeper than 8 bits
                     high:float=99.9, # percentile mapped to 1 for images deeper than 8 bits
+                    limits:tuple|None=None, # (lo, hi) from `stretch_limits` of a whole image, to stretch a part of it alike
                    ) -> np.ndarray:
     "Float values in [0, 1]: 8-bit / 255, float in [0, 1] kept, deeper images stretched between two percentiles."
     arr = np.asarray(arr)
     if arr.dtype == bool: return arr.astype(np.float64)
     if arr.dtype == np.uint8: return arr / 255.
+    lo, hi = limits or stretch_limits(arr, low, high)
     arr = arr.astype(np.float64)
-    if arr.size == 0 or (arr.dtype.kind == 'f' and arr.min() >= 0 and arr.max() <= 1): return arr
-    lo, hi = np.percentile(arr, [low, high])
     return np.clip((arr - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(arr)
 
 def image_to_rgb(arr:np.ndarray, # image as read by `read_image`

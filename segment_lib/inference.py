@@ -21,6 +21,7 @@ from fastai.learner import Learner, load_learner
 
 from .data import (IMAGE_EXTS, DatasetError, UserError, read_image, read_mask, image_to_rgb, save_image,
                               save_mask, folder_files, write_codes, with_progress, class_palette, _drop_alpha,
+                              stretch_limits, stretch_to_unit,
                               atomic_write)
 from .confidence import DEFAULT_SCORE, map_scores
 
@@ -92,11 +93,9 @@ def _rgb_rows(image:np.ndarray, # image as read by `read_image`
              ) -> callable:
     "A function `rows(index) -> uint8 n x W x 3`: those rows of `image_to_rgb(image)`, converted only when asked for."
     arr = _drop_alpha(np.asarray(image))
-    if arr.dtype == np.uint16:          # image_to_rgb's stretch, with its percentiles taken once over the whole image
-        lo, hi = (0., 1.) if arr.max() <= 1 else np.percentile(arr, [0.1, 99.9])
-        def to_uint8(a):
-            if hi <= lo: return np.zeros(a.shape, np.uint8)
-            return (np.clip((a.astype(np.float64) - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+    if arr.dtype == np.uint16:          # image_to_rgb's stretch, with its limits taken once over the whole image
+        limits = stretch_limits(arr)
+        def to_uint8(a): return (stretch_to_unit(a, limits=limits) * 255).round().astype(np.uint8)
     elif arr.dtype == np.uint8: to_uint8 = lambda a: a
     else: arr, to_uint8 = image_to_rgb(image), (lambda a: a)   # float, bool, 32-bit: converted whole, once (3 bytes a pixel)
     def rows(index):
