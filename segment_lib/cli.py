@@ -58,8 +58,24 @@ def _show_score(scores, args):
     print(score_table(scores).to_string(na_rep='-'))
     print(f"all scores, per image too, written to {args['out']}" if args.get('out') else "per-image scores: add --out scores.json")
 
+def _show_backup(snapshot, args):
+    m = json.loads((Path(snapshot)/'manifest.json').read_text())
+    print(f"snapshot written to {snapshot}\n{m['files']} files, {m['bytes']} bytes; {m['new_bytes']} bytes newly stored "
+          "(unchanged files are stored once)")
+def _show_backups(table, args):
+    if not len(table): print(f"no snapshots of {args['data']} yet; make one with `segment-lib backup {args['data']}`"); return
+    print(table.drop(columns='path').to_string(index=False))
+    print(f"snapshot folders: {Path(table.path.iloc[0]).parent}/NAME")
+def _show_verify(res, args):
+    print(f"OK: all {res['files']} files of snapshot {res['snapshot']} are intact ({res['objects']} stored objects checked)")
+def _show_restore(res, args):
+    print(f"{res['files']} files of snapshot {res['snapshot']} restored into {res['data']} ({res['written']} written, "
+          f"{res['removed']} removed)")
+    if res['backup_before']: print(f"its previous state was backed up first, to undo this restore: {res['backup_before']}")
+
 SHOW = dict(json=lambda result, args: _print_json(result), none=lambda result, args: None,
-            check=_show_check, train=_show_train, predict=_show_predict, measure=_show_measure, score=_show_score)
+            check=_show_check, train=_show_train, predict=_show_predict, measure=_show_measure, score=_show_score,
+            backup=_show_backup, backups=_show_backups, verify=_show_verify, restore=_show_restore)
 
 def evaluate_model(model:str,            # model.pkl written by `train`, or the folder holding it
                    data:str,             # dataset folder with images/ and masks/ to score
@@ -105,6 +121,13 @@ COMMANDS = {
     'demo': Command('segment_lib.cli:run_demo', 'the whole workflow on generated data, on the CPU, in about a minute',
                     fixed=dict(show_progress=True), show='none',
                     choices=dict(kind='segment_lib.synthetic:COURSE_DATASETS')),
+    'backup': Command('segment_lib.hitl:backup', 'snapshot a dataset folder; unchanged files are stored once',
+                      fixed=dict(progress=True), show='backup'),
+    'backups': Command('segment_lib.hitl:backups', 'list the snapshots of a dataset folder, oldest first', show='backups'),
+    'verify': Command('segment_lib.hitl:verify', 're-check every stored file of a snapshot', fixed=dict(progress=True),
+                      show='verify'),
+    'restore': Command('segment_lib.hitl:restore', 'bring a snapshot back (over existing files only with --force)',
+                       fixed=dict(progress=True), show='restore'),
 }
 
 # %% ../nbs/12_cli.ipynb #819cbbee
@@ -217,7 +240,7 @@ def _add_arguments(parser, cmd:Command, func, skip=(), extra=False):
                                 help=f"{helptext} (default: {'on' if default else 'off'})", dest=name,
                                 **({'default': argparse.SUPPRESS} if extra else {}))
         else:
-            if default is not None: kw['help'] = f"{helptext} (default: {default})"
+            if default is not None: kw['help'] = f"{helptext} (default: {default if default != '' else 'empty'})"
             elif 'default' not in helptext: kw['help'] = f"{helptext} (default: not set)"
             if 'choices' not in kw: kw['metavar'] = shown.upper()
             parser.add_argument(f"--{shown.replace('_', '-')}", type=_arg_type(anno), default=argparse.SUPPRESS if extra else default, **kw)

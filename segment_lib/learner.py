@@ -27,13 +27,14 @@ from .check import check_dataset, MIN_TRAIN_SIDE
 from .unet import UNet, count_parameters
 from .inference import predict_probs
 from .confidence import softmax, fit_temperature, expected_calibration_error
+from .metrics import PIXEL_SCORES, confusion_matrix, pixel_scores
 
 # %% auto #0
 __all__ = ['LOSSES', 'RESNETS', 'ARCHS', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo', 'segmentation_datablock',
            'segmentation_dls', 'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable',
-           'unet_splitter', 'dls_model_info', 'seg_learner', 'confusion_matrix', 'scores_from_confusion', 'evaluate',
-           'valid_pairs', 'export_learner', 'refuse_untrainable', 'calibrate', 'plot_training', 'CheckpointBest',
-           'stop_on_sigterm', 'train']
+           'unet_splitter', 'dls_model_info', 'seg_learner', 'scores_from_confusion', 'evaluate', 'valid_pairs',
+           'export_learner', 'refuse_untrainable', 'calibrate', 'plot_training', 'CheckpointBest', 'stop_on_sigterm',
+           'train']
 
 # %% ../nbs/04_learner.ipynb #3a63393c
 class ImageReader:
@@ -251,25 +252,15 @@ def seg_learner(dls,                     # `DataLoaders` from `segmentation_dls`
     return learn
 
 # %% ../nbs/04_learner.ipynb #32ccea0c
-def confusion_matrix(pred:np.ndarray, # predicted class indices
-                     truth:np.ndarray, # true class indices
-                     n_classes:int,    # number of classes
-                    ) -> np.ndarray:
-    "Pixel confusion matrix: rows are truth, columns prediction."
-    return np.bincount(truth.ravel().astype(np.int64) * n_classes + pred.ravel(), minlength=n_classes**2).reshape(n_classes, n_classes)
-
-def scores_from_confusion(cm:np.ndarray, # confusion matrix from `confusion_matrix`
+def scores_from_confusion(cm:np.ndarray, # confusion matrix (rows truth, columns prediction), from `confusion_matrix`
                           codes:list,    # class names
                          ) -> dict:
-    "Per-class Dice, IoU, precision, recall and the overall pixel accuracy."
-    tp = np.diag(cm).astype(float); fp = cm.sum(0) - tp; fn = cm.sum(1) - tp
-    def ratio(a, b): return [None if d == 0 else round(float(n / d), 4) for n, d in zip(a, b)]
-    per = dict(dice=ratio(2*tp, 2*tp + fp + fn), iou=ratio(tp, tp + fp + fn), precision=ratio(tp, tp + fp), recall=ratio(tp, tp + fn))
-    out = {'pixel_accuracy': round(float(tp.sum() / max(cm.sum(), 1)), 4),
-           'per_class': {c: {k: v[i] for k, v in per.items()} for i, c in enumerate(codes)}}
-    fg = [out['per_class'][c]['dice'] for c in codes[1:] if out['per_class'][c]['dice'] is not None]
-    out['foreground_dice'] = round(float(np.mean(fg)), 4) if fg else None
-    return out
+    "Per-class Dice, IoU, precision, recall, pixel accuracy and the foreground Dice, rounded for reports."
+    s = pixel_scores(cm, list(codes))                       # the definitions (and empty-class policy) of 10_metrics
+    def r(v): return None if v is None else round(v, 4)
+    return dict(pixel_accuracy=r(s['pixel_accuracy']),
+                per_class={c: {k: r(s['per_class'][c][k]) for k in PIXEL_SCORES} for c in codes},
+                foreground_dice=r(s['macro']['dice']))
 
 # %% ../nbs/04_learner.ipynb #04b0cd98
 def evaluate(learn:Learner,              # a trained segmentation learner

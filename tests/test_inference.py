@@ -154,7 +154,8 @@ def test_real_nuclei_images_of_many_sizes(learn, tmp_path):
 
 def test_evaluate_and_predict_give_the_same_masks(learn, tmp_path):
     "One prediction path: the masks `predict_folder` writes are the ones `evaluate` scores."
-    from segment_lib.learner import evaluate, confusion_matrix, scores_from_confusion
+    from segment_lib.learner import evaluate, scores_from_confusion
+    from segment_lib.metrics import confusion_matrix
     from segment_lib.data import is_palette
     _images(tmp_path/'data'/'images', **{f'{i}.png': np.random.default_rng(i).integers(0, 255, (24, 40), dtype=np.uint8) for i in range(3)})
     for i in range(3): save_mask((np.arange(24 * 40).reshape(24, 40) % (i + 2) == 0).astype(np.uint8), tmp_path/'data'/'masks'/f'{i}.png')
