@@ -368,12 +368,13 @@ class CheckpointBest(Callback):
         learn = self.learn                                   # removing the callback unhooks its `learn`
         with learn.removed_cbs(self): export_learner(learn, self.path)              # the model, not this callback
 
+def _interrupt(signum, frame): raise KeyboardInterrupt(f'signal {signum}')
+
 @contextlib.contextmanager
 def stop_on_sigterm():
     "While training, a SIGTERM (a scheduler's time limit, `kill`) stops the run like Ctrl-C does, instead of killing it."
-    if threading.current_thread() is not threading.main_thread(): yield; return
-    def handler(signum, frame): raise KeyboardInterrupt(f'signal {signum}')
-    previous = signal.signal(signal.SIGTERM, handler)
+    if threading.current_thread() is not threading.main_thread(): yield; return   # only the main thread can handle signals
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try: yield
     finally: signal.signal(signal.SIGTERM, previous)
 
