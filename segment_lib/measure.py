@@ -7,18 +7,23 @@ Docs: https://segment-lib.github.io/segment_lib/objects.html.md"""
 # %% ../nbs/09_objects.ipynb #1a03bca4
 from __future__ import annotations
 from pathlib import Path
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
+from scipy import ndimage as ndi
+from scipy.spatial import ConvexHull
 from skimage.measure import regionprops_table
+import tifffile
+from PIL import Image
 
 from .data import IMAGE_EXTS, MASK_EXTS, DatasetError, UserError, read_codes, read_image, read_mask_array
 from .data import atomic_write, folder_files, dataset_folder, with_progress   # the same atomic, no-overwrite writing as save_mask
 from .instances import label_objects, drop_small_objects
 
 # %% auto #0
-__all__ = ['measure_objects', 'summarize_objects', 'plot_size_distribution', 'measure_folder']
+__all__ = ['measure_objects', 'summarize_objects', 'plot_size_distribution', 'tiff_pixel_size', 'measure_folder']
 
 # %% ../nbs/09_objects.ipynb #2661f81f
 def _as_labels(arr:np.ndarray, # binary mask or instance ids, HxW
@@ -44,7 +49,33 @@ def _orientation_degrees(theta:np.ndarray) -> np.ndarray:
     deg = (np.degrees(theta) + 90) % 180
     return np.where(deg > 90, deg - 180, deg)
 
-_PROPS = ('label', 'area', 'equivalent_diameter_area', 'perimeter', 'axis_major_length', 'axis_minor_length',
+def _hull_corners(inside:np.ndarray) -> np.ndarray:
+    "Vertices (row, col) of the convex hull of the pixel corners of a boolean object crop."
+    rows = np.flatnonzero(inside.any(1))
+    crop = inside[rows]
+    first, last = crop.argmax(1), inside.shape[1] - 1 - crop[:, ::-1].argmax(1)   # only a row's end pixels can be on the hull
+    r = np.repeat(rows, 4) + np.tile([-0.5, 0.5, -0.5, 0.5], len(rows))
+    c = np.stack([first - 0.5, first - 0.5, last + 0.5, last + 0.5], 1).ravel()
+    pts = np.stack([r, c], 1)
+    return pts[ConvexHull(pts).vertices]
+
+def _feret(hull:np.ndarray) -> tuple:
+    "(maximum, minimum) caliper width of a convex polygon: the farthest vertex pair, and the narrowest width across an edge."
+    fmax = float(np.sqrt(((hull[:, None] - hull[None])**2).sum(-1).max()))
+    edges = np.roll(hull, -1, 0) - hull
+    normals = np.stack([-edges[:, 1], edges[:, 0]], 1) / np.linalg.norm(edges, axis=1, keepdims=True)
+    widths = np.abs(np.einsum('ijk,ik->ij', hull[None] - hull[:, None], normals)).max(1)  # width with edge i on a caliper
+    return fmax, float(widths.min())
+
+def _feret_table(labels:np.ndarray, ids:np.ndarray) -> np.ndarray:
+    "N x 2 array of (feret_max, feret_min) in pixels for the objects `ids` of an instance mask."
+    out = np.zeros((len(ids), 2))
+    if not len(ids): return out
+    slices = ndi.find_objects(labels, max_label=int(ids.max()))
+    for k, i in enumerate(ids): out[k] = _feret(_hull_corners(labels[slices[i - 1]] == i))
+    return out
+
+_PROPS = ('label', 'area', 'equivalent_diameter_area', 'perimeter', 'perimeter_crofton', 'axis_major_length', 'axis_minor_length',
           'eccentricity', 'solidity', 'orientation', 'centroid', 'bbox')
 
 def measure_objects(labels_or_mask:np.ndarray, # HxW instance ids, or a binary mask (labelled with 8-connectivity)
@@ -64,6 +95,7 @@ def measure_objects(labels_or_mask:np.ndarray, # HxW instance ids, or a binary m
         props = props + ('intensity_mean',)
     t = regionprops_table(labels, intensity_image=image, properties=props)
     ps, (h, w) = float(pixel_size), labels.shape
+    feret = _feret_table(labels, t['label'].astype(np.int64))
     table = pd.DataFrame({
         'label': t['label'].astype(np.int64),
         'area': t['area'] * ps**2,
@@ -75,6 +107,10 @@ def measure_objects(labels_or_mask:np.ndarray, # HxW instance ids, or a binary m
         'eccentricity': t['eccentricity'],
         'solidity': t['solidity'],
         'orientation': _orientation_degrees(t['orientation']),
+        'feret_max': feret[:, 0] * ps,
+        'feret_min': feret[:, 1] * ps,
+        'aspect_ratio': feret[:, 0] / feret[:, 1],
+        'circularity': 4 * np.pi * t['area'] / t['perimeter_crofton']**2,
         'centroid_x': t['centroid-1'] * ps,
         'centroid_y': t['centroid-0'] * ps,
         'touches_border': (t['bbox-0'] == 0) | (t['bbox-1'] == 0) | (t['bbox-2'] == h) | (t['bbox-3'] == w),
@@ -117,6 +153,8 @@ def summarize_objects(table:pd.DataFrame,     # objects of one image, from `meas
         values = kept[col]
         out[f'{col}_mean'], out[f'{col}_median'], out[f'{col}_std'] = (float(values.mean()), float(values.median()),
                                                                        float(values.std()))
+    diameters = kept['equivalent_diameter'].to_numpy(dtype=float)
+    for q in (10, 50, 90): out[f'D{q}'] = float(np.percentile(diameters, q)) if len(diameters) else float('nan')
     out.update(pixel_size=ps, unit=unit)
     return out
 
@@ -164,10 +202,65 @@ def _image_for(mask_path:Path, images:dict, images_dir:Path, shape:tuple) -> np.
                            f"{img.shape[0]}x{img.shape[1]}. Measure masks with the images they were made from.")
     return img
 
+_MICRONS = ('um', 'µm', 'μm', 'micron', 'microns', 'micrometer', 'micrometre', '\\u00B5m', '\\u00b5m')
+
+def _unit_name(unit) -> str:
+    "A length unit as stored in TIFF metadata, with all the spellings of micrometre as 'um'."
+    unit = str(unit).strip()
+    return 'um' if unit in _MICRONS or unit.lower() in _MICRONS else unit
+
+def tiff_pixel_size(path:str|Path, # a TIFF file (anything else: no metadata)
+                   ) -> tuple|None:
+    "(pixel size, unit, source) from ImageJ or OME-XML TIFF metadata, or None when the file records none."
+    path = Path(path)
+    if path.suffix.lower() not in ('.tif', '.tiff'): return None
+    with tifffile.TiffFile(path) as tif:
+        if tif.is_ome and tif.ome_metadata:
+            for el in ET.fromstring(tif.ome_metadata).iter():
+                if el.tag.endswith('}Pixels') and el.get('PhysicalSizeX'):
+                    return float(el.get('PhysicalSizeX')), _unit_name(el.get('PhysicalSizeXUnit', 'µm')), 'ome'   # OME default: µm
+        if tif.is_imagej:
+            meta, tag = tif.imagej_metadata or {}, tif.pages[0].tags.get('XResolution')
+            if tag is not None and meta.get('unit') and meta.get('unit') not in ('pixel', 'pixels'):
+                num, den = tag.value
+                if num > 0 and den > 0 and (num, den) != (1, 1): return den / num, _unit_name(meta['unit']), 'imagej'
+    return None
+
+def _pixel_size_for(mask_path:Path, image_path:Path|None, pixel_size:float|None, unit:str|None) -> tuple:
+    "(pixel size, unit, source) of one mask: the given one, else its own or its image's TIFF metadata, else 1 px."
+    if pixel_size is not None: return float(pixel_size), unit or 'px', 'given'
+    for p in (mask_path, image_path):
+        found = tiff_pixel_size(p) if p is not None else None
+        if found is None: continue
+        ps, found_unit, source = found
+        if unit is None or unit == found_unit: return ps, found_unit, source
+        if unit in _LENGTHS_PER_MM and found_unit in _LENGTHS_PER_MM:
+            return ps * _LENGTHS_PER_MM[unit] / _LENGTHS_PER_MM[found_unit], unit, source
+        raise DatasetError(f"{p}: its metadata gives pixels of {ps} {found_unit}, which cannot be converted to unit={unit!r}; "
+                           "leave unit out, or give pixel_size as well.")
+    return 1.0, unit or 'px', 'none'
+
+def _confidence_for(mask_path:Path, confidence_dir:Path, shape:tuple) -> np.ndarray:
+    "The confidence map 0..1 with the same stem as a mask: <stem>.tif (float) or <stem>.png (8-bit, /255), checked for size."
+    found = [confidence_dir/f'{mask_path.stem}{ext}' for ext in ('.tif', '.tiff', '.png')]
+    path = next((p for p in found if p.is_file()), None)
+    if path is None:
+        raise DatasetError(f"{mask_path}: no confidence map {mask_path.stem}.tif or {mask_path.stem}.png in {confidence_dir}. "
+                           "Give the confidence folder written by predict_folder with these masks, or leave confidence_dir out.")
+    if path.suffix == '.png':
+        arr = np.asarray(Image.open(path))
+        if arr.dtype != np.uint8 or arr.ndim != 2:
+            raise DatasetError(f"{path}: found a {arr.dtype} array of shape {arr.shape}; a PNG confidence map is one 8-bit grey plane.")
+        conf = arr.astype(np.float32) / 255
+    else: conf = tifffile.imread(path).astype(np.float32)
+    if conf.shape != shape:
+        raise DatasetError(f"{mask_path}: mask is {shape[0]}x{shape[1]} (HxW) but its confidence map {path} has shape {conf.shape}.")
+    return conf
+
 def measure_folder(masks_dir:str|Path,       # folder of masks (binary, instance ids or class indices), or its dataset folder
                    out_csv:str|Path,         # CSV to write: one row per object, with an `image` column
-                   pixel_size:float=1.0,     # length of one pixel in `unit`
-                   unit:str='px',            # length unit, e.g. 'um'
+                   pixel_size:float|None=None, # length of one pixel in `unit`; default: each mask's (or its image's) TIFF metadata, else 1 px
+                   unit:str|None=None,       # length unit, e.g. 'um'; default: the metadata's, else 'px'
                    images_dir:str|Path|None=None, # images with the same stems, for mean intensities
                    overwrite:bool=False,     # replace an existing CSV?
                    class_index:int|None=None, # multi-class masks: measure the objects of this class
@@ -175,12 +268,20 @@ def measure_folder(masks_dir:str|Path,       # folder of masks (binary, instance
                    split_touching:bool=False, # binary masks: split touching round objects (watershed)
                    exclude_border:bool=False, # summaries: leave objects touching the edge out of count and sizes
                    progress:bool=True,       # show a progress bar
+                   confidence_dir:str|Path|None=None, # confidence maps (<stem>.tif or .png from predict_folder): adds mean_confidence
                   ) -> pd.DataFrame:
-    "Measure every mask in a folder into one CSV of objects; return one summary row per image."
+    "Measure every mask in a folder into one CSV of objects and a `_summary.csv` of images; return the summary."
     masks_dir, out_csv = dataset_folder(masks_dir, 'mask'), Path(out_csv)
-    if out_csv.exists() and not overwrite:
-        raise FileExistsError(f"{out_csv}: already exists and was left untouched. Pass overwrite=True (--overwrite) to "
-                              "replace it, or choose another file name.")
+    if pixel_size is not None and not pixel_size > 0:
+        raise UserError(f"measure_folder: pixel_size must be positive, got {pixel_size}; leave it out to read it from the TIFF metadata.")
+    summary_csv = out_csv.with_name(f'{out_csv.stem}_summary.csv')
+    for p in (out_csv, summary_csv):
+        if p.exists() and not overwrite:
+            raise FileExistsError(f"{p}: already exists and was left untouched. Pass overwrite=True (--overwrite) to "
+                                  "replace it, or choose another file name.")
+    if confidence_dir is not None:
+        confidence_dir = Path(confidence_dir)
+        if not confidence_dir.is_dir(): raise DatasetError(f"{confidence_dir}: not a folder (confidence_dir).")
     files = list(folder_files(masks_dir, MASK_EXTS, 'mask').values())
     codes_file = masks_dir.parent/'codes.txt'          # written by predict_folder and by every dataset folder
     if class_index is None and codes_file.exists() and len(read_codes(codes_file)) > 2:
@@ -196,10 +297,16 @@ def measure_folder(masks_dir:str|Path,       # folder of masks (binary, instance
         try: labels = _as_labels(arr, name=str(path), min_size=min_size, split=split_touching)
         except ValueError as e: raise DatasetError(str(e)) from None
         image = _image_for(path, images, images_dir, arr.shape) if images is not None else None
-        table = measure_objects(labels, pixel_size, unit, image=image)
+        ps, u, source = _pixel_size_for(path, images.get(path.stem) if images is not None else None, pixel_size, unit)
+        table = measure_objects(labels, ps, u, image=image)
+        if confidence_dir is not None:
+            conf = _confidence_for(path, confidence_dir, arr.shape)
+            table['mean_confidence'] = ndi.mean(conf, labels, index=table['label'].to_numpy()) if len(table) else []
         summaries.append(dict(image=path.stem, height=arr.shape[0], width=arr.shape[1],
-                              **summarize_objects(table, arr.shape, exclude_border=exclude_border)))
-        tables.append(table.assign(pixel_size=float(pixel_size), unit=unit))
+                              **summarize_objects(table, arr.shape, exclude_border=exclude_border), pixel_size_source=source))
+        tables.append(table.assign(pixel_size=ps, unit=u, pixel_size_source=source))
     objects = pd.concat(tables, keys=[p.stem for p in files], names=['image', None]).reset_index(level=0)
+    summary = pd.DataFrame(summaries)
     atomic_write(out_csv, lambda tmp: objects.to_csv(tmp, index=False), overwrite)
-    return pd.DataFrame(summaries)
+    atomic_write(summary_csv, lambda tmp: summary.to_csv(tmp, index=False), overwrite)
+    return summary

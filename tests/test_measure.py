@@ -191,3 +191,91 @@ def test_multiclass_masks_need_a_class(tmp_path):
         measure_folder(d/'masks', tmp_path/'o.csv', progress=False)
     summary = measure_folder(d/'masks', tmp_path/'o.csv', class_index=2, progress=False)
     assert summary['count'].tolist() == [2]
+
+
+@pytest.mark.parametrize('ps', [1.0, 0.25])
+def test_feret_and_circularity_on_known_shapes(ps):
+    m = np.zeros((80, 80), np.uint16)
+    m[disk((20, 20), 10)] = 1; m[45:55, 5:15] = 2; m[10:15, 40:70] = 3
+    d, sq, rect = (r for _, r in measure_objects(m, pixel_size=ps, unit='um').iterrows())
+    assert np.isclose(d.feret_min, 19 * ps) and abs(d.feret_max - 20 * ps) < 1.5 * ps
+    assert abs(d.circularity - 1) < 0.05
+    assert np.isclose(sq.feret_min, 10 * ps) and np.isclose(sq.feret_max, 10 * np.sqrt(2) * ps)
+    assert np.isclose(rect.feret_min, 5 * ps) and np.isclose(rect.aspect_ratio, np.hypot(5, 30) / 5)
+    assert d.circularity > sq.circularity > rect.circularity
+
+
+@pytest.mark.parametrize('angle', [0, 30, 45, 70])
+def test_feret_of_rotated_rectangle_is_rotation_invariant(angle):
+    from skimage.draw import polygon
+    m = np.zeros((120, 120), np.uint8)
+    a = np.deg2rad(angle); half = np.array([[-20, -6], [20, -6], [20, 6], [-20, 6]], float)
+    rot = half @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+    m[polygon(rot[:, 1] + 60, rot[:, 0] + 60, m.shape)] = 1
+    t = measure_objects(m).iloc[0]
+    assert abs(t.feret_max - np.hypot(40, 12)) < 2.5 and abs(t.feret_min - 12) < 2.5, (t.feret_max, t.feret_min)
+    assert t.feret_min <= t.feret_max
+
+
+def test_d10_d50_d90_are_number_weighted_percentiles():
+    m = np.zeros((100, 300), np.uint16)
+    for k, r in enumerate(range(2, 12), 1): m[disk((50, 25 * k), r)] = k
+    t = measure_objects(m, 0.5, 'um')
+    s = summarize_objects(t, m.shape)
+    assert np.allclose([s['D10'], s['D50'], s['D90']], np.percentile(t.equivalent_diameter, [10, 50, 90]))
+    assert np.isnan(summarize_objects(measure_objects(np.zeros((5, 5), np.uint8)), (5, 5))['D90'])
+
+
+def test_summary_csv_written_beside_objects(tmp_path):
+    d = _folder(tmp_path, {'a.png': (_two_disks() > 0).astype(np.uint8), 'b.png': np.zeros((16, 16), np.uint8)})
+    summary = measure_folder(d, tmp_path/'o.csv', pixel_size=0.5, unit='um', progress=False)
+    on_disk = pd.read_csv(tmp_path/'o_summary.csv')
+    assert on_disk.image.tolist() == ['a', 'b'] and on_disk['count'].tolist() == [2, 0]
+    assert np.allclose(on_disk.D50.iloc[:1], summary.D50.iloc[:1])
+    (tmp_path/'o.csv').unlink()
+    with pytest.raises(FileExistsError, match='o_summary.csv: already exists'):
+        measure_folder(d, tmp_path/'o.csv', progress=False)
+    assert not (tmp_path/'o.csv').exists()
+
+
+def test_pixel_size_from_tiff_metadata(tmp_path):
+    sq = np.zeros((40, 40), np.uint8); sq[10:20, 10:20] = 1
+    d = tmp_path/'masks'; d.mkdir()
+    tifffile.imwrite(d/'ij.tif', sq, imagej=True, resolution=(1 / 0.5, 1 / 0.5), metadata={'unit': 'um'})
+    tifffile.imwrite(d/'ome.tif', sq, ome=True, metadata={'PhysicalSizeX': 0.25, 'PhysicalSizeXUnit': 'µm',
+                                                        'PhysicalSizeY': 0.25, 'PhysicalSizeYUnit': 'µm'})
+    tifffile.imwrite(d/'bare.tif', sq)
+    s = measure_folder(d, tmp_path/'o.csv', progress=False).set_index('image')
+    assert s.loc[['ij', 'ome', 'bare'], 'pixel_size_source'].tolist() == ['imagej', 'ome', 'none']
+    assert s.loc[['ij', 'ome', 'bare'], 'pixel_size'].tolist() == [0.5, 0.25, 1.0]
+    t = pd.read_csv(tmp_path/'o.csv').set_index('image')
+    assert t.loc[['ij', 'ome', 'bare'], 'area'].tolist() == [25.0, 6.25, 100.0]
+    assert t.loc[['ij', 'ome', 'bare'], 'unit'].tolist() == ['um', 'um', 'px']
+    given = measure_folder(d, tmp_path/'g.csv', pixel_size=0.1, unit='mm', progress=False)
+    assert set(given.pixel_size_source) == {'given'} and set(pd.read_csv(tmp_path/'g.csv').pixel_size) == {0.1}
+
+
+def test_pixel_size_from_the_image_when_the_mask_has_none(tmp_path):
+    sq = np.zeros((40, 40), np.uint8); sq[10:20, 10:20] = 1
+    d = _folder(tmp_path, {'a.png': sq})
+    imgs = tmp_path/'images'; imgs.mkdir()
+    tifffile.imwrite(imgs/'a.tif', np.zeros((40, 40), np.uint8), imagej=True, resolution=(2.0, 2.0), metadata={'unit': 'micron'})
+    s = measure_folder(d, tmp_path/'o.csv', images_dir=imgs, progress=False)
+    assert (s.pixel_size[0], s.unit[0], s.pixel_size_source[0]) == (0.5, 'um', 'imagej')
+
+
+def test_mean_confidence_per_object(tmp_path):
+    two = np.zeros((30, 30), np.uint8); two[2:8, 2:8] = 1; two[15:25, 15:25] = 1
+    d = _folder(tmp_path, {'a.png': two, 'b.png': two})
+    conf = tmp_path/'confidence'; conf.mkdir()
+    c = np.full(two.shape, 0.99, np.float32); c[2:8, 2:8] = 0.8; c[15:25, 15:25] = 0.5
+    tifffile.imwrite(conf/'a.tif', c)
+    Image.fromarray(np.round(c * 255).astype(np.uint8)).save(conf/'a.png')   # both, as predict_folder writes: tif preferred
+    Image.fromarray(np.round(c * 255).astype(np.uint8)).save(conf/'b.png')
+    measure_folder(d, tmp_path/'o.csv', confidence_dir=conf, progress=False)
+    t = pd.read_csv(tmp_path/'o.csv')
+    assert np.allclose(t[t.image == 'a'].mean_confidence, [0.8, 0.5], atol=1e-6)
+    assert np.allclose(t[t.image == 'b'].mean_confidence, [0.8, 0.5], atol=1 / 255)
+    tifffile.imwrite(conf/'b.tif', c[:10])
+    with pytest.raises(DatasetError, match='confidence map'):
+        measure_folder(d, tmp_path/'o2.csv', confidence_dir=conf, progress=False)
