@@ -20,8 +20,8 @@ from scipy import ndimage as ndi
 __all__ = ['IMAGE_EXTS', 'MASK_EXTS', 'DEFAULT_CODES', 'UserError', 'DatasetError', 'read_image', 'stretch_limits',
            'stretch_to_unit', 'image_to_rgb', 'image_to_grey', 'Codes', 'read_codes', 'dataset_codes', 'as_codes',
            'read_mask_array', 'decode_mask', 'is_palette', 'read_mask', 'atomic_write', 'save_image', 'save_mask',
-           'class_palette', 'write_codes', 'with_progress', 'files_by_stem', 'find_pairs', 'dataset_folder',
-           'folder_files', 'image_size', 'refuse_existing_masks', 'copy_image']
+           'class_palette', 'write_codes', 'with_progress', 'files_by_stem', 'first_by_stem', 'find_pairs',
+           'dataset_folder', 'folder_files', 'image_size', 'refuse_existing_masks', 'copy_image']
 
 # %% ../nbs/00_data.ipynb #3a26799d
 IMAGE_EXTS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')  # image files we read
@@ -383,6 +383,12 @@ def files_by_stem(folder:str|Path, # folder to list (a missing folder lists noth
     for f in sorted(folder.iterdir()):
         if f.is_file() and not f.name.startswith('.') and f.suffix.lower() in exts: found.setdefault(f.stem, []).append(f)
     return found
+
+def first_by_stem(folder:str|Path|None, # folder to list (None or a missing folder lists nothing)
+                  exts:tuple,              # file extensions to keep
+                 ) -> dict:
+    "Map stem -> the first file with that stem: for folders where duplicates are reported elsewhere, or do not matter."
+    return {stem: files[0] for stem, files in files_by_stem(folder, exts).items()} if folder else {}
 
 def find_pairs(data_dir:str|Path, # dataset folder holding images/ and masks/
               ) -> list:

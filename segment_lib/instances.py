@@ -15,7 +15,7 @@ from scipy import ndimage as ndi
 from skimage import feature, filters, measure, segmentation
 
 from .data import (DEFAULT_CODES, IMAGE_EXTS, MASK_EXTS, Codes, DatasetError, read_codes, read_mask_array,
-                              decode_mask, save_mask, write_codes, files_by_stem, dataset_folder,
+                              decode_mask, save_mask, write_codes, files_by_stem, first_by_stem, dataset_folder,
                               refuse_existing_masks, copy_image, with_progress)
 from .check import check_dataset
 
@@ -200,7 +200,7 @@ def convert_masks(masks_dir:str|Path,   # folder of masks (instance ids or class
     if to not in CONVERSIONS: raise DatasetError(f"unknown conversion {to!r}; use one of {', '.join(CONVERSIONS)}.")
     if kind not in ('auto', 'instances', 'semantic'): raise DatasetError(f"unknown input kind {kind!r}; use auto, instances or semantic.")
     masks_dir, out = dataset_folder(masks_dir, 'mask'), Path(out)
-    files = [fs[0] for fs in files_by_stem(masks_dir, IMAGE_EXTS).values()]
+    files = list(first_by_stem(masks_dir, IMAGE_EXTS).values())
     jpegs = [f for f in files if f.suffix.lower() not in MASK_EXTS]
     if jpegs: raise DatasetError(f"{jpegs[0]}: masks must be lossless PNG or TIFF; repair JPEG masks first (see fix_masks).")
     if not files: raise DatasetError(f"{masks_dir}: no masks (png, tif) found.")
@@ -208,7 +208,7 @@ def convert_masks(masks_dir:str|Path,   # folder of masks (instance ids or class
         raise DatasetError(f"{out}: convert_masks writes a new folder; it never writes over the masks it reads.")
     refuse_existing_masks(out, overwrite)
     images_dir = Path(images) if images else (masks_dir.parent/'images' if (masks_dir.parent/'images').is_dir() else None)
-    image_files = {s: fs[0] for s, fs in files_by_stem(images_dir, IMAGE_EXTS).items()} if images_dir else {}
+    image_files = first_by_stem(images_dir, IMAGE_EXTS)
     if images_dir and (missing := [f.name for f in files if f.stem not in image_files]):
         raise DatasetError(f"{images_dir}: no image for the masks {', '.join(missing[:5])}; pass the right images=DIR, or none.")
     codes_file = next((c for c in (masks_dir/'codes.txt', masks_dir.parent/'codes.txt') if c.exists()), None)

@@ -13,7 +13,7 @@ import pandas as pd
 from skimage import transform
 
 from .data import (IMAGE_EXTS, MASK_EXTS, Codes, DatasetError, as_codes, read_mask_array, save_mask,
-                              write_codes, files_by_stem, dataset_folder, image_size)
+                              write_codes, files_by_stem, first_by_stem, dataset_folder, image_size)
 from .check import inspect_mask
 from .instances import instances_to_semantic
 
@@ -86,17 +86,13 @@ def _dataset_parts(data_dir, codes):
         codes = found
     return masks_dir, images_dir, as_codes(codes)
 
-def _by_stem(folder) -> dict:
-    "stem -> first image-type file of a folder (JPEG masks included, so they are reported)."
-    return {stem: files[0] for stem, files in files_by_stem(folder, IMAGE_EXTS).items()} if folder else {}
-
 def mask_report(data_dir:str|Path, # dataset folder (with masks/ and images/) or a folder of masks
                 codes=None,        # class names; default: codes.txt of the folder, else binary
                ) -> pd.DataFrame:
     "One row per problem found in the folder's masks: mask, kind, blocking, fix, message."
     masks_dir, images_dir, codes = _dataset_parts(data_dir, codes)
-    images, rows = _by_stem(images_dir), []
-    for stem, f in _by_stem(masks_dir).items():
+    images, rows = first_by_stem(images_dir, IMAGE_EXTS), []
+    for stem, f in first_by_stem(masks_dir, IMAGE_EXTS).items():   # JPEG masks too, so they are reported
         rows += [dict(mask=f.name, kind=p.kind, blocking=p.blocking, fix=p.fix, message=p.message)
                  for p in mask_problems(f, images.get(stem), codes)]
     return pd.DataFrame(rows, columns=['mask', 'kind', 'blocking', 'fix', 'message'])
@@ -120,8 +116,8 @@ def fix_masks(data_dir:str|Path, # dataset folder or a folder of masks
     if out.resolve() == masks_dir.resolve(): raise DatasetError(f"{out}: fix_masks writes to a new folder, not over the masks it reads.")
     if not overwrite and files_by_stem(out, MASK_EXTS):
         raise DatasetError(f"{out}: already holds masks; pass overwrite=True (--overwrite) or choose a new folder.")
-    images, rows = _by_stem(images_dir), []
-    for stem, f in _by_stem(masks_dir).items():
+    images, rows = first_by_stem(images_dir, IMAGE_EXTS), []
+    for stem, f in first_by_stem(masks_dir, IMAGE_EXTS).items():
         shape = image_size(images[stem]) if stem in images else None
         classes, _, found = inspect_mask(f, codes, shape)
         kinds = {p.kind for p in found}
