@@ -24,11 +24,12 @@ from .data import (IMAGE_EXTS, DatasetError, UserError, read_image, read_mask, i
                               stretch_limits, stretch_to_unit,
                               atomic_write)
 from .confidence import DEFAULT_SCORE, map_scores
+from .instances import DEFAULT_MIN_SIZE, THREE_CLASS_CODES, three_class_to_instances
 
 # %% auto #0
 __all__ = ['DIHEDRAL', 'TTA', 'MIN_SIDE', 'prepare_image', 'tile_starts', 'blend_window', 'transform_image', 'undo_transform',
-           'predict_samples', 'predict_probs', 'Prediction', 'predict_image', 'show_predictions', 'confidence_to_uint8',
-           'read_confidence', 'ModelFileError', 'load_model', 'predict_folder']
+           'predict_samples', 'predict_probs', 'Prediction', 'predicts_instances', 'predict_image', 'show_predictions',
+           'confidence_to_uint8', 'read_confidence', 'ModelFileError', 'load_model', 'predict_folder']
 
 # %% ../nbs/11_inference.ipynb #8fddde79
 def _normalise(rgb:np.ndarray, # uint8 H x W x 3, as from `image_to_rgb`
@@ -258,22 +259,33 @@ class Prediction(NamedTuple):
     mask: np.ndarray        # uint8 H x W: class index of every pixel (the most probable class)
     probs: np.ndarray|None  # float32 C x H x W: class probabilities, summing to 1 over C (None: not kept)
     confidence: np.ndarray  # H x W probability of the chosen class, 1/C..1: float32, float16 when lean (steps of 0.0005)
+    instances: np.ndarray|None = None  # int32 H x W object ids (0 = background) from a three-class model; None otherwise
+
+def predicts_instances(learn:Learner, # a segmentation learner with its `ModelInfo`
+                      ) -> bool:
+    "True when the model's classes are `THREE_CLASS_CODES` (background, interior, boundary): its predictions give instances."
+    return tuple(learn.model_info.codes.names) == THREE_CLASS_CODES
 
 def predict_image(learn:Learner,          # trained segmentation learner
                   image:np.ndarray|str|Path, # image array (as from `read_image`) or image file
                   keep_probs:bool=True,   # also return the C x H x W probabilities (False: mask and confidence only, lean)
+                  min_size:int=DEFAULT_MIN_SIZE, # three-class models: drop instances of fewer pixels than this
                   **kwargs,               # passed to `predict_probs`: tta, tile, overlap, batch_size, device, half
                  ) -> Prediction:
-    "Mask, class probabilities and confidence for one image at its own resolution."
+    "Mask, class probabilities and confidence for one image at its own resolution; instance ids too from a three-class model."
     if isinstance(image, (str, Path)): image = read_image(image)
     image = np.asarray(image)
+    three = predicts_instances(learn)
     if keep_probs:
         probs = predict_probs(learn, image, **kwargs)
-        return Prediction(mask=probs.argmax(0).astype(np.uint8), probs=probs, confidence=probs.max(0))
+        return Prediction(mask=probs.argmax(0).astype(np.uint8), probs=probs, confidence=probs.max(0),
+                          instances=three_class_to_instances(probs, min_size) if three else None)
     mask, confidence = np.empty(image.shape[:2], np.uint8), np.empty(image.shape[:2], np.float16)   # 2 bytes a pixel
+    boundary = np.empty(image.shape[:2], np.float32) if three else None     # three-class: the plane the watershed floods
     for r0, p in _prob_strips(learn, image, **kwargs):    # strip by strip: the probabilities are never whole
         mask[r0:r0 + p.shape[1]], confidence[r0:r0 + p.shape[1]] = p.argmax(0), p.max(0)
-    return Prediction(mask, None, confidence)
+        if three: boundary[r0:r0 + p.shape[1]] = p[2]
+    return Prediction(mask, None, confidence, three_class_to_instances(mask, min_size, boundary=boundary) if three else None)
 
 # %% ../nbs/11_inference.ipynb #e382c212
 def _mask_style(n_classes:int) -> dict:
@@ -365,14 +377,19 @@ def _predict_file(learn:Learner,          # trained learner
                   confidence_dir:Path|None, # where to write <stem>.tif and <stem>.png confidence maps (None: not written)
                   overwrite:bool,         # replace an existing mask
                   palette:list,           # class colours of the palette PNG
-                  **kwargs,               # passed to `predict_image`: tta, tile, batch_size, device, half
+                  instances_dir:Path|None=None, # three-class models: where to write <stem>.png instance ids (16-bit)
+                  **kwargs,               # passed to `predict_image`: tta, tile, batch_size, device, half, min_size
                  ) -> Path:
-    "Predict one image file, write its confidence maps and then its mask (each atomically); return the mask and its scores."
+    "Predict one image file, write its confidence maps, instance ids, and then its mask (each atomically); return the mask and its scores."
     pred = predict_image(learn, image_path, keep_probs=False, **kwargs)
     scores = dict(image=mask_path.stem, **map_scores(pred.mask, pred.confidence))
     if confidence_dir is not None:
         save_image(pred.confidence, confidence_dir/f'{mask_path.stem}.tif', overwrite=True)
         save_image(confidence_to_uint8(pred.confidence), confidence_dir/f'{mask_path.stem}.png', overwrite=True)
+    if instances_dir is not None and pred.instances is not None:    # 16-bit PNG; TIFF only beyond 65535 objects
+        ext = '.png' if pred.instances.max() < 2**16 else '.tif'
+        save_mask(pred.instances, instances_dir/f'{mask_path.stem}{ext}', overwrite=True, instances=True)
+        scores['objects'] = int(len(np.unique(pred.instances)) - 1)
     return save_mask(pred.mask, mask_path, overwrite=overwrite, palette=palette), scores
 
 @functools.lru_cache(maxsize=2)
@@ -406,7 +423,7 @@ def _predict_with_dask(model:str|Path,   # model.pkl (or its folder), a path the
     "Map `_predict_file` over the jobs on Dask workers, each with its own model; return the masks written."
     distributed = _dask()
     model = Path(model)/'model.pkl' if Path(model).is_dir() else Path(model)
-    args = {**args, 'confidence_dir': args['confidence_dir'] and Path(args['confidence_dir']).absolute()}   # workers' cwd differs
+    args = {**args, **{k: args[k] and Path(args[k]).absolute() for k in ('confidence_dir', 'instances_dir')}}   # workers' cwd differs
     client = (distributed.Client(scheduler) if scheduler else
               distributed.Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None))
     with client:                  # closing the client closes the local cluster it started, and cancels what is left
@@ -428,7 +445,7 @@ def _write_scores(rows:list, # one dict of `map_scores` per image predicted now,
 
 def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (or the folder holding it)
                    images_dir:str|Path,      # folder of images to predict, or a dataset folder holding images/
-                   out_dir:str|Path,         # output folder: masks/, confidence/ and codes.txt are written there
+                   out_dir:str|Path,         # output folder: masks/, confidence/, codes.txt (and instances/ for three-class models)
                    overwrite:bool=False,     # replace masks that already exist (they may have been corrected by hand)
                    confidence:bool=True,     # also write confidence/<stem>.png (8-bit, viewable) and <stem>.tif (float16)
                    tta:str='none',           # test-time augmentation: 'none', 'flips' or 'all' (8 flips/rotations, 8x slower)
@@ -439,8 +456,9 @@ def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (o
                    progress:bool=True,       # show progress (a bar, or lines in a log file)
                    workers:int=1,            # processes predicting images side by side, with Dask (needs segment-lib[scale])
                    scheduler:str|None=None,  # address of a running Dask scheduler (tcp://host:8786) to use instead
+                   min_size:int=DEFAULT_MIN_SIZE, # three-class models: drop instances of fewer pixels than this
                   ) -> list:
-    "Predict a folder: `out_dir/masks/<stem>.png` (palette PNGs of class indices), confidence maps, `scores.csv`; return the masks written."
+    "Predict a folder: `out_dir/masks/<stem>.png` (palette PNGs of class indices), confidence maps, `scores.csv`, and `instances/` from a three-class model; return the masks written."
     images = folder_files(images_dir, IMAGE_EXTS, 'image')
     parallel = workers > 1 or bool(scheduler)
     if parallel and not isinstance(model, (str, Path)):
@@ -455,8 +473,9 @@ def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (o
     jobs = [(image_path, masks_dir/f'{stem}.png') for stem, image_path in images.items()]
     kept = [mask_path for _, mask_path in jobs if mask_path.exists() and not overwrite]
     jobs = [(image_path, mask_path) for image_path, mask_path in jobs if overwrite or not mask_path.exists()]
+    instances_dir = Path(out_dir)/'instances' if predicts_instances(learn) else None
     args = dict(confidence_dir=confidence_dir if confidence else None, overwrite=overwrite, palette=class_palette(codes),
-                tta=tta, tile=tile, batch_size=batch_size, device=device, half=half)
+                instances_dir=instances_dir, tta=tta, tile=tile, batch_size=batch_size, device=device, half=half, min_size=min_size)
     if not parallel: results = [_predict_file(learn, i, m, **args) for i, m in with_progress(jobs, progress, 'images')]
     elif jobs: results = _predict_with_dask(model, jobs, workers, scheduler, progress, args)
     else: results = []

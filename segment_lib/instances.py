@@ -20,12 +20,14 @@ from .data import (DEFAULT_CODES, IMAGE_EXTS, MASK_EXTS, Codes, DatasetError, re
 from .check import check_dataset
 
 # %% auto #0
-__all__ = ['CONNECTIVITY', 'THREE_CLASS_CODES', 'CONVERSIONS', 'drop_small_objects', 'label_objects', 'split_touching',
-           'semantic_to_instances', 'instances_to_semantic', 'touching_pairs', 'TouchCount', 'count_touching',
-           'instances_to_three_class', 'unet_weight_map', 'convert_masks']
+__all__ = ['CONNECTIVITY', 'DEFAULT_MIN_SIZE', 'THREE_CLASS_CODES', 'CONVERSIONS', 'drop_small_objects', 'label_objects',
+           'split_touching', 'semantic_to_instances', 'instances_to_semantic', 'touching_pairs', 'TouchCount',
+           'count_touching', 'instances_to_three_class', 'three_class_to_instances', 'unet_weight_map', 'convert_masks']
 
 # %% ../nbs/06a_instances.ipynb #f789a921
 CONNECTIVITY = 2   # 8-connectivity: pixels sharing an edge or a corner belong to one object, everywhere in the library
+DEFAULT_MIN_SIZE = 16   # objects of fewer pixels (a 4x4 square) are specks: the default of measuring, scoring and three-class
+                        # instances; the evidence (true objects vs predicted specks) is in 09_objects
 
 def drop_small_objects(labels:np.ndarray, # HxW instance ids, 0 = background
                        min_size:int,      # remove objects with fewer pixels than this
@@ -143,6 +145,34 @@ def instances_to_three_class(instances:np.ndarray, # HxW instance ids, 0 = backg
     out = (instances > 0).astype(np.uint8) * 2
     out[interior > 0] = 1
     return out
+
+# %% ../nbs/06a_instances.ipynb #c4e22709
+def three_class_to_instances(pred:np.ndarray,      # 3 x H x W probabilities (background, interior, boundary) or an H x W class map 0/1/2
+                             min_size:int=DEFAULT_MIN_SIZE, # drop objects with fewer pixels than this, once grown
+                             min_seed_size:int=1,  # interior fragments smaller than this seed nothing (their pixels join a neighbour)
+                             connectivity:int=CONNECTIVITY, # how interior pixels join into one seed, and seedless pixels into one object
+                             boundary:np.ndarray|None=None, # with a class map: the H x W boundary probability to flood (e.g. kept strip by strip)
+                            ) -> np.ndarray:
+    "Instance ids (int32, 0 = background) from a three-class prediction: interiors are the seeds, a watershed grows them over the boundary."
+    pred = np.asarray(pred)
+    n = len(THREE_CLASS_CODES)
+    if pred.ndim == 3 and pred.shape[0] == n:
+        classes, surface = pred.argmax(0), pred[2].astype(np.float32)       # flood the boundary probability
+    elif pred.ndim == 2 and pred.dtype.kind in 'biu' and (pred.size == 0 or (pred.min() >= 0 and pred.max() < n)):
+        classes, surface = pred, None if boundary is None else np.asarray(boundary, np.float32)
+        if surface is not None and surface.shape != classes.shape:
+            raise ValueError(f"three_class_to_instances: the boundary probability is {surface.shape} but the class map {classes.shape}.")
+    else:
+        raise ValueError(f"three_class_to_instances: expected {n} x H x W probabilities ({', '.join(THREE_CLASS_CODES)}) or an "
+                         f"H x W map of the class indices 0..{n - 1}; got {pred.dtype} values of shape {pred.shape}.")
+    if connectivity not in (1, 2): raise ValueError(f"three_class_to_instances: connectivity must be 1 or 2, got {connectivity}.")
+    fg = classes > 0
+    seeds = drop_small_objects(measure.label(classes == 1, connectivity=connectivity), min_seed_size)
+    if surface is None: surface = ndi.distance_transform_edt(seeds == 0).astype(np.float32)   # class map: the nearest seed
+    ids = segmentation.watershed(surface, seeds, mask=fg, connectivity=2) if seeds.max() else np.zeros(fg.shape, np.int32)
+    seedless = measure.label(fg & (ids == 0), connectivity=connectivity)       # foreground no seed reaches: its own objects
+    ids = np.where(seedless > 0, seedless + ids.max(), ids)
+    return drop_small_objects(ids, min_size)
 
 # %% ../nbs/06a_instances.ipynb #ff5f0f37
 def unet_weight_map(instances:np.ndarray, # HxW instance ids, 0 = background

@@ -6,9 +6,9 @@ Docs: https://segment-lib.github.io/segment_lib/learner.html.md"""
 
 # %% ../nbs/04_learner.ipynb #30497786
 from __future__ import annotations
-import contextlib, json, platform, signal, threading, time, urllib.error
+import contextlib, json, math, platform, signal, threading, time, urllib.error, warnings
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,22 +19,26 @@ import torchvision
 from torch import nn
 from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossFlat, DiceLoss, unet_learner,
                                set_seed, Normalize, params, Callback, Recorder, DataBlock, TransformBlock, RandomSplitter,
-                               PILImage, PILMask, AddMaskCodes, Resize, aug_transforms, imagenet_stats, IntToFloatTensor)
+                               PILImage, PILMask, AddMaskCodes, Resize, RandomCrop, imagenet_stats, IntToFloatTensor,
+                               ValueMetric, ItemTransform, TensorImage, TensorMask, TfmdDL)
 
 from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, dataset_codes, find_pairs,
-                              image_to_rgb, read_image, read_mask, with_progress)
+                              image_to_rgb, image_size, read_image, read_mask, with_progress)
 from .check import check_dataset, MIN_TRAIN_SIDE
+from .instances import convert_masks
 from .unet import UNet, count_parameters
 from .inference import predict_probs
 from .confidence import softmax, fit_temperature, expected_calibration_error
 from .metrics import PIXEL_SCORES, confusion_matrix, pixel_scores
 
 # %% auto #0
-__all__ = ['LOSSES', 'RESNETS', 'ARCHS', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo', 'segmentation_datablock',
-           'segmentation_dls', 'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable',
-           'unet_splitter', 'dls_model_info', 'seg_learner', 'scores_from_confusion', 'evaluate', 'valid_pairs',
-           'export_learner', 'refuse_untrainable', 'calibrate', 'plot_training', 'CheckpointBest', 'stop_on_sigterm',
-           'train']
+__all__ = ['PATCH', 'LOSSES', 'RESNETS', 'ARCHS', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo', 'choose_patch',
+           'crops_per_image', 'Augmentation', 'SegAugment', 'PatchDL', 'segmentation_datablock', 'segmentation_dls',
+           'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable', 'unet_splitter',
+           'dls_model_info', 'seg_learner', 'scores_from_confusion', 'evaluate', 'train_pairs', 'valid_pairs',
+           'export_learner', 'refuse_untrainable', 'calibrate', 'plot_training', 'whole_image_scores',
+           'WholeImageScores', 'default_minutes', 'seconds_per_step', 'plan_budget', 'CheckpointBest', 'LogProgress',
+           'stop_on_sigterm', 'class_weights_for', 'three_class_dataset', 'train']
 
 # %% ../nbs/04_learner.ipynb #3a63393c
 class ImageReader:
@@ -51,7 +55,7 @@ class MaskPath:
     def __init__(self, pairs): self.lookup = {str(img): str(msk) for img, msk in pairs}
     def __call__(self, img_path): return self.lookup[str(img_path)]
 
-# %% ../nbs/04_learner.ipynb #0216b4cf
+# %% ../nbs/04_learner.ipynb #71cce58b
 @dataclass
 class ModelInfo:
     "What a model needs to be used again, in one place: its classes, how its inputs were prepared, and what it is."
@@ -60,29 +64,115 @@ class ModelInfo:
     mean: tuple|None = None       # per-channel mean subtracted from RGB in [0, 1] (None: no normalisation)
     std: tuple|None = None        # per-channel standard deviation divided by
     arch: str|None = None         # 'unet' (ours) or a torchvision ResNet name; set by `seg_learner`
-    tile: int|None = None         # tile side prediction uses by default: the size the model was trained at
+    tile: int|None = None         # tile side prediction uses by default
     temperature: float = 1.0      # logits are divided by this before the softmax (fitted by `train`, see 07_confidence)
+    patch: int|None = None        # side of the random crops it was trained on (None: whole images)
 
     def to_dict(self):
         "JSON-friendly version for reports."
         return dict(classes=list(self.codes.names), colors=self.codes.colors, size=self.size, mean=self.mean, std=self.std,
-                    arch=self.arch, tile=self.tile, temperature=self.temperature)
+                    arch=self.arch, tile=self.tile, temperature=self.temperature, patch=self.patch)
+
+# %% ../nbs/04_learner.ipynb #46caa1ed
+PATCH = 256   # preferred side of a training patch: room for context, small enough for a CPU and for small images
+
+def choose_patch(sizes,                # (height, width) of every image, e.g. `DatasetSummary.image_sizes`
+                 preferred:int=PATCH,  # the side we would like
+                 multiple:int=32,      # sides stay multiples of this (five poolings of a ResNet U-Net)
+                ) -> int:
+    "Side of the square training crops: `preferred`, never larger than the smallest image; smaller images get padded."
+    smallest = min(min(hw) for hw in sizes)
+    return max(multiple, min(preferred, smallest // multiple * multiple))
+
+def crops_per_image(sizes,      # (height, width) of every image
+                    patch:int,  # side of the training crops
+                   ) -> int:
+    "How many random crops of each training image make one epoch: about enough to cover the average image once."
+    area = np.mean([h * w for h, w in sizes])
+    return int(np.clip(round(area / patch ** 2), 1, 16))
+
+# %% ../nbs/04_learner.ipynb #d4250111
+@dataclass
+class Augmentation:
+    "How training patches are varied. Geometry moves image and mask together; intensity changes touch the image only."
+    flips:bool = True            # horizontal and vertical flips and 90-degree turns (the 8 symmetries of a square)
+    rotate:float = 15.           # random rotation up to this many degrees (0: off)
+    scale:float = 0.1            # random zoom by up to this fraction, in or out (0: off)
+    elastic:float = 4.           # elastic deformation: typical displacement in pixels (0: off); the U-Net paper's main trick
+    elastic_sigma:float = 12.    # smoothness of the deformation field in pixels (larger: broader, gentler bends)
+    brightness:float = 0.15      # brightness change up to this fraction (image only)
+    contrast:float = 0.15        # contrast change up to this fraction (image only)
+    gamma:float = 0.2            # gamma between 1/(1+g) and 1+g (image only)
+    blur:float = 0.2             # probability of a slight Gaussian blur (image only)
+    noise:float = 0.03           # standard deviation of added Gaussian noise, on a 0..1 scale (image only)
+
+    def pipeline(self, patch:int):
+        "The kornia pipeline for square patches of side `patch` (the flips and turns are done apart, exactly)."
+        import kornia.augmentation as K
+        geo, pix = [], []
+        if self.rotate or self.scale:
+            geo.append(K.RandomAffine(degrees=self.rotate, scale=(1 - self.scale, 1 + self.scale), padding_mode='reflection', p=0.75))
+        if self.elastic:
+            k = int(self.elastic_sigma * 3) * 2 + 1                         # kernel covers 3 sigma each side
+            # kornia draws uniform noise in [-1, 1] per pixel (in grid units of half the patch) and smooths it with a
+            # Gaussian; the smoothed field's standard deviation is about 1/(sqrt(3) * 2 * sqrt(pi) * sigma)
+            alpha = self.elastic / (patch / 2) * (math.sqrt(3) * 2 * math.sqrt(math.pi) * self.elastic_sigma)
+            geo.append(K.RandomElasticTransform(kernel_size=(k, k), sigma=(self.elastic_sigma,) * 2, alpha=(alpha, alpha),
+                                                padding_mode='reflection', p=0.5))
+        if self.brightness or self.contrast:
+            pix.append(K.ColorJiggle(brightness=self.brightness, contrast=self.contrast, p=0.8))
+        if self.gamma: pix.append(K.RandomGamma(gamma=(1 / (1 + self.gamma), 1 + self.gamma), p=0.5))
+        if self.blur: pix.append(K.RandomGaussianBlur(kernel_size=(5, 5), sigma=(0.1, 1.0), p=self.blur))
+        if self.noise: pix.append(K.RandomGaussianNoise(std=self.noise, p=0.5))
+        return K.AugmentationSequential(*geo, *pix, data_keys=['input', 'mask'])
+
+def _random_symmetry(x:torch.Tensor, # N x C x H x W images
+                     y:torch.Tensor, # N x 1 x H x W masks
+                    ) -> tuple:
+    "Each sample turned by a random multiple of 90 degrees and maybe mirrored: exact pixel moves, no resampling."
+    turns, mirror = torch.randint(0, 4, (len(x),)).tolist(), torch.randint(0, 2, (len(x),)).tolist()
+    def move(t, k, f): return torch.rot90(t.flip(-1) if f else t, k, dims=(-2, -1))
+    return (torch.stack([move(a, k, f) for a, k, f in zip(x, turns, mirror)]),
+            torch.stack([move(a, k, f) for a, k, f in zip(y, turns, mirror)]))
+
+class SegAugment(ItemTransform):
+    "Batch transform applying one random `Augmentation` to the images and masks of a training batch, on their device."
+    split_idx, order = 0, 20      # training batches only; after `IntToFloatTensor` (10), before `Normalize` (99)
+    def __init__(self, augmentation:Augmentation=Augmentation()): self.augmentation, self._aug = augmentation, None
+    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != '_aug'}   # rebuilt on demand
+    def encodes(self, b):
+        x, y = b
+        x, y = x.as_subclass(torch.Tensor), y.as_subclass(torch.Tensor)[:, None].float()
+        if self.augmentation.flips: x, y = _random_symmetry(x, y)
+        if getattr(self, '_aug', None) is None: self._aug = self.augmentation.pipeline(x.shape[-1])
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', UserWarning)                      # align_corners notices from grid_sample
+            xa, ya = self._aug(x, y)
+        return TensorImage(xa.clamp(0, 1)), TensorMask(ya[:, 0].round().long())
+
+# %% ../nbs/04_learner.ipynb #a1da64fc
+class PatchDL(TfmdDL):
+    "A `TfmdDL` whose training epochs can hold any number of items: each pass draws every image again, in a new order."
+    def get_idxs(self):
+        n_items = len(self.dataset)
+        if not self.shuffle or self.n is None or self.n <= n_items: return super().get_idxs()
+        idxs = []
+        while len(idxs) < self.n: idxs += self.rng.sample(range(n_items), n_items)
+        return idxs[:self.n]
 
 def segmentation_datablock(pairs:list,          # (image, mask) path pairs
                            codes:Codes,         # class names
-                           size:int|tuple|None=None, # resize every item to this size (needed when sizes differ)
+                           size:int|tuple|None=None, # resize every item to this size instead of cropping patches
+                           patch:int|None=None, # side of the random training crops (validation: centre crops)
                            valid_pct:float=0.2, # fraction held out for validation
                            seed:int=42,         # seed of the validation split
-                           augment:bool=True,   # geometric + photometric augmentation on the training set
-                           max_rotate:float=30., # degrees of random rotation
-                           max_lighting:float=0.2, # strength of brightness/contrast changes (image only)
+                           augment:bool|Augmentation=True, # augment the training batches (or an `Augmentation` to use)
                            normalize:bool=True, # normalise with ImageNet statistics (what pretrained ResNets expect)
                           ) -> DataBlock:
-    "A fastai `DataBlock` for image/mask pairs."
-    item_tfms = [Resize(size, method='squish')] if size is not None else []
+    "A fastai `DataBlock` for image/mask pairs: random patches (or resized images), augmented on the batch."
+    item_tfms = [Resize(size, method='squish')] if size is not None else [RandomCrop(patch)] if patch else []
     batch_tfms = [IntToFloatTensor(div_mask=1)]
-    if augment: batch_tfms += aug_transforms(do_flip=True, flip_vert=True, max_rotate=max_rotate, max_zoom=1.1,
-                                             max_lighting=max_lighting, max_warp=0.1, pad_mode='reflection')
+    if augment: batch_tfms.append(SegAugment(augment if isinstance(augment, Augmentation) else Augmentation()))
     if normalize: batch_tfms.append(Normalize.from_stats(*imagenet_stats))
     return DataBlock(blocks=(TransformBlock(type_tfms=ImageReader(), batch_tfms=[]),
                              TransformBlock(type_tfms=MaskReader(codes), item_tfms=AddMaskCodes(codes=list(codes.names)))),
@@ -93,40 +183,40 @@ def segmentation_dls(data_dir:str|Path|None=None, # dataset folder (images/, mas
                      pairs:list|None=None,  # or an explicit list of (image, mask) pairs
                      codes:Codes|None=None, # class names; default: codes.txt or binary
                      bs:int=8,              # batch size
-                     size:int|tuple|None=None, # resize to this size; required when image sizes differ
+                     patch:int|None=None,   # side of the random training crops; default: `choose_patch` of the data
+                     size:int|tuple|None=None, # resize every image to this size instead (changes the objects' shape and scale)
                      valid_pct:float=0.2,   # fraction held out for validation
                      seed:int=42,           # seed of the validation split and shuffling
-                     augment:bool=True,     # augment the training set
+                     augment:bool|Augmentation=True, # augment the training set (or the `Augmentation` to use)
                      normalize:bool=True,   # ImageNet normalisation
                      num_workers:int=0,     # DataLoader worker processes (0 is fastest for small images on few cores)
                      device=None,           # torch device; default: GPU if present
                      check:bool=True,       # run `check_dataset` first so bad data fails with a clear message
                      **kwargs):             # passed to `DataBlock.dataloaders`
-    "Validated fastai `DataLoaders` for segmentation from a dataset folder or a list of pairs."
+    "Validated fastai `DataLoaders` for segmentation from a dataset folder or a list of pairs: patches of any image size."
     if (data_dir is None) == (pairs is None): raise ValueError("segmentation_dls: give either data_dir or pairs")
     if data_dir is not None:
         codes = codes or dataset_codes(data_dir)
         summary = check_dataset(data_dir, codes) if check else None
         pairs = summary.pairs if summary else find_pairs(data_dir)
-        sizes = summary.image_sizes if summary else {}
-    else:
-        codes = codes or Codes(list(DEFAULT_CODES))
-        sizes = Counter(read_image(img).shape[:2] for img, _ in pairs) if size is None else {}
+    else: codes = codes or Codes(list(DEFAULT_CODES))
     if not pairs: raise DatasetError(f"{data_dir}: no image/mask pairs to train on.")
-    if size is None and len(sizes) > 1:
-        raise DatasetError(f"{data_dir or 'pairs'}: images come in {len(sizes)} sizes ({', '.join(f'{h}x{w}' for h, w in list(sizes)[:4])}"
-                           f"{', ...' if len(sizes) > 4 else ''}); pass size=... (e.g. size=256) so they can be batched.")
-    dblock = segmentation_datablock(pairs, codes, size=size, valid_pct=valid_pct, seed=seed, augment=augment, normalize=normalize)
-    dls = dblock.dataloaders([img for img, _ in pairs], bs=bs, num_workers=num_workers, device=device, **kwargs)
+    sizes = [image_size(img) for img, _ in pairs]
+    if size is None: patch = patch or choose_patch(sizes)
+    else: patch = None
+    dblock = segmentation_datablock(pairs, codes, size=size, patch=patch, valid_pct=valid_pct, seed=seed, augment=augment,
+                                    normalize=normalize)
+    dls = dblock.dataloaders([img for img, _ in pairs], bs=bs, num_workers=num_workers, device=device, dl_type=PatchDL, **kwargs)
+    if patch: dls.train.n = len(dls.train_ds) * crops_per_image(sizes, patch)     # several crops of large images per epoch
     if len(dls.train) == 0:
         raise DatasetError(f"{data_dir or 'pairs'}: only {len(dls.train_ds)} training images, fewer than one batch of "
                            f"bs={bs}; lower bs or add images.")
     dls.train.rng.seed(seed)
     mean, std = imagenet_stats if normalize else (None, None)
     dls.codes, dls.pairs = list(codes.names), list(pairs)
-    tile = size if size is not None else (max(next(iter(sizes))) if len(sizes) == 1 else None)   # trained at this size
+    tile = size if size is not None else min(2 * patch, max(max(hw) for hw in sizes))   # prediction tiles: more context
     dls.model_info = ModelInfo(codes, size=size, mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std),
-                               tile=tile)
+                               tile=-(-tile // 32) * 32 if size is None else tile, patch=patch)
     return dls
 
 # %% ../nbs/04_learner.ipynb #18931ae0
@@ -287,6 +377,11 @@ def evaluate(learn:Learner,              # a trained segmentation learner
     return res
 
 # %% ../nbs/04_learner.ipynb #5aff4268
+def train_pairs(dls) -> list:
+    "The (image, mask) pairs of the training split of `segmentation_dls` loaders."
+    lookup = {str(img): Path(msk) for img, msk in dls.pairs}
+    return [(Path(p), lookup[str(p)]) for p in dls.train.items]
+
 def valid_pairs(dls) -> list:
     "The (image, mask) pairs of the validation split of `segmentation_dls` loaders."
     lookup = {str(img): Path(msk) for img, msk in dls.pairs}
@@ -296,7 +391,7 @@ def valid_pairs(dls) -> list:
 def _machine():
     return dict(python=platform.python_version(), torch=torch.__version__, device='cuda' if torch.cuda.is_available() else 'cpu',
                 gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, cpu_threads=torch.get_num_threads(),
-                platform=platform.platform())
+                cpu=platform.processor() or platform.machine(), platform=platform.platform())
 
 def _epoch_table(learn) -> list:
     "The training table fastai recorded, one dict per epoch."
@@ -307,8 +402,11 @@ def _epoch_table(learn) -> list:
 def export_learner(learn:Learner,  # trained learner
                    path:str|Path,  # destination .pkl file
                   ) -> Path:
-    "Export `learn` for `load_learner`, atomically (temporary file, then rename)."
-    return atomic_write(Path(path).absolute(), learn.export, overwrite=True)
+    "Export `learn` for `load_learner`, atomically (temporary file, then rename); training-only metrics are left out."
+    metrics = learn.metrics
+    learn.metrics = [m for m in metrics if not isinstance(m, ValueMetric)]   # they point at callbacks of one run
+    try: return atomic_write(Path(path).absolute(), learn.export, overwrite=True)
+    finally: learn.metrics = metrics
 
 # %% ../nbs/04_learner.ipynb #581c42f8
 def refuse_untrainable(summary,         # `DatasetSummary` from `check_dataset`
@@ -357,16 +455,91 @@ def plot_training(learn:Learner, # a learner after fitting
     fig.tight_layout()
     return fig
 
+# %% ../nbs/04_learner.ipynb #7db6a8fd
+def whole_image_scores(learn:Learner, # learner to score
+                       pairs:list,    # (image, mask) pairs, e.g. `valid_pairs(dls)`
+                       codes:Codes,   # the masks' classes
+                      ) -> dict:
+    "Pixel accuracy and foreground Dice over whole images, predicted through `predict_probs` as users' images are."
+    names = list(codes.names)
+    cm = np.zeros((len(names), len(names)), np.int64)
+    for img, msk in pairs: cm += confusion_matrix(predict_probs(learn, read_image(img)).argmax(0), read_mask(msk, codes), len(names))
+    s = pixel_scores(cm, names)
+    return dict(accuracy=s['pixel_accuracy'], dice=s['macro']['dice'])
+
+class WholeImageScores(Callback):
+    "After each validation, score the validation images whole (`whole_image_scores`) and show it in the training table."
+    order = Recorder.order - 1                        # its values must exist when the Recorder reads the metrics
+    def __init__(self, pairs:list, codes:Codes): self.pairs, self.codes, self.scores = list(pairs), codes, {}
+    def after_validate(self): self.scores = whole_image_scores(self.learn, self.pairs, self.codes)
+    def metrics(self) -> list:
+        "Two fastai metrics showing the whole-image pixel accuracy and foreground Dice in the training table."
+        return [ValueMetric(self._accuracy, 'image_accuracy'), ValueMetric(self._dice, 'image_dice')]
+    def _accuracy(self): return self.scores.get('accuracy')
+    def _dice(self): return self.scores.get('dice')
+
+def default_minutes() -> float:
+    "Training budget when none is given: 10 minutes on a CPU, 3 on a GPU (tens of times faster)."
+    return 3. if torch.cuda.is_available() else 10.
+
+def seconds_per_step(learn:Learner, # learner whose training batches and model are timed
+                     n:int=3,       # timed steps, after one warm-up step
+                    ) -> float:
+    "Median seconds of one training step (loading, augmenting, forward and backward pass) on real batches."
+    model, times, batches = learn.model, [], iter(learn.dls.train)
+    model.train()
+    for _ in range(n + 1):
+        t = time.time()
+        xb, yb = next(batches)
+        learn.loss_func(model(xb), yb).backward()
+        model.zero_grad(); times.append(time.time() - t)
+    return float(np.median(times[1:]))
+
+def plan_budget(seconds:float,       # wall time left for fitting, in seconds
+                step_s:float,        # seconds per training step (`seconds_per_step`)
+                validation_s:float,  # seconds per validation (whole validation images plus the validation loss)
+                max_epochs:int=10,   # most validation points (epochs) worth having
+               ) -> tuple:
+    "(epochs, steps per epoch) filling `seconds`, with validation taking about a tenth of the time at most."
+    epochs = int(np.clip(0.1 * seconds / max(validation_s, 1e-3), 1, max_epochs))
+    steps = max(epochs, int((seconds - epochs * validation_s) / step_s))
+    return epochs, -(-steps // epochs)
+
+# %% ../nbs/04_learner.ipynb #6875a5f5
+def _score_of(recorder) -> tuple:
+    "('image_dice', value) when whole images were scored this epoch, else ('valid_loss', -value): higher is better."
+    names, vals = recorder.metric_names[1:-1], recorder.values[-1]
+    if 'image_dice' in names and vals[names.index('image_dice')] is not None: return 'image_dice', float(vals[names.index('image_dice')])
+    return 'valid_loss', -float(vals[1])
+
 class CheckpointBest(Callback):
-    "After each epoch with the best validation loss so far, export the learner atomically: a stopped run keeps a model."
-    order = Recorder.order + 1                               # after the Recorder has the epoch's validation loss
-    def __init__(self, path:Path): self.path, self.best, self.saved_epoch = Path(path), float('inf'), None
+    "After each epoch with the best validation score so far, export the learner atomically: a stopped run keeps a model."
+    order = Recorder.order + 1                               # after the Recorder has the epoch's validation values
+    def __init__(self, path:Path): self.path, self.best, self.saved_epoch, self.monitor = Path(path), -float('inf'), None, None
     def after_epoch(self):
-        valid_loss = self.recorder.values[-1][1] if self.recorder.values else None
-        if valid_loss is None or not valid_loss < self.best: return
-        self.best, self.saved_epoch = float(valid_loss), self.epoch
+        if not self.recorder.values or self.recorder.values[-1][1] is None: return
+        self.monitor, score = _score_of(self.recorder)
+        if not score > self.best: return
+        self.best, self.saved_epoch = score, self.epoch
         learn = self.learn                                   # removing the callback unhooks its `learn`
         with learn.removed_cbs(self): export_learner(learn, self.path)              # the model, not this callback
+
+def _clock(s:float) -> str: return f"{int(s // 60)}:{int(s % 60):02d}"
+
+class LogProgress(Callback):
+    "One line per epoch, readable in a notebook and in a log file: steps, time used and left, losses, whole-image scores."
+    order = Recorder.order + 2
+    def __init__(self, total_steps:int, t0:float, budget_s:float|None=None):
+        self.total, self.t0, self.budget, self.done = total_steps, t0, budget_s, 0
+    def after_batch(self): self.done += self.training
+    def after_epoch(self):
+        used, done = time.time() - self.t0, self.done
+        left = self.budget - used if self.budget else used / max(done, 1) * (self.total - done)
+        row = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
+        scores = ', '.join(f"{k.replace('image_', 'whole-image ')} {v:.3f}" for k, v in row.items() if k.startswith('image_') and v is not None)
+        print(f"epoch {self.epoch + 1}/{self.n_epoch}: step {done}/{self.total}, {_clock(used)} used, about {_clock(max(left, 0))} "
+              f"left; train loss {row['train_loss']:.3f}, valid loss {row['valid_loss']:.3f}" + (f", {scores}" if scores else ''),
+              flush=True)
 
 def _interrupt(signum, frame): raise KeyboardInterrupt(f'signal {signum}')
 
@@ -378,49 +551,117 @@ def stop_on_sigterm():
     try: yield
     finally: signal.signal(signal.SIGTERM, previous)
 
+def class_weights_for(spec:str|list|None, # None, 'balanced', a list of numbers, or 'w0,w1,...'
+                      class_pixels,       # pixels of each class over the training masks (`DatasetSummary.class_pixels`)
+                     ) -> list|None:
+    "Per-class loss weights: 'balanced' gives rare classes more weight (inverse frequency, mean 1, at most 10x the least)."
+    if spec is None: return None
+    n = len(class_pixels)
+    if isinstance(spec, str) and spec != 'balanced':
+        try: spec = [float(v) for v in spec.split(',')]
+        except ValueError: raise UserError(f"class weights {spec!r}: give 'balanced' or numbers such as '1,3'") from None
+    if spec == 'balanced':
+        freq = np.maximum(np.asarray(class_pixels, float), 1) / max(np.sum(class_pixels), 1)
+        w = np.minimum(1 / freq, 10 * (1 / freq).min())
+        return [round(float(v), 4) for v in w / w.mean()]
+    if len(spec) != n: raise UserError(f"class weights {spec}: give one number per class ({n} classes)")
+    return [float(v) for v in spec]
+
+def three_class_dataset(data_dir:str|Path, # dataset with instance masks: DATA/instances/, or instance ids in DATA/masks/
+                        out:str|Path,      # dataset folder to write (images copied, three-class masks)
+                        show_progress:bool=False, # progress bar
+                       ) -> Path:
+    "The three-class dataset (background, interior, boundary) that instance training learns from, made from instance masks."
+    data_dir = Path(data_dir)
+    src = data_dir/'instances' if (data_dir/'instances').is_dir() else data_dir/'masks'
+    if not src.is_dir(): raise DatasetError(f"{data_dir}: no instances/ or masks/ folder with instance masks to learn from.")
+    res = convert_masks(src, 'three-class', out, overwrite=True, images=data_dir/'images',
+                       kind='instances' if src.name == 'instances' else 'auto', progress=False)
+    if not res['objects']: raise DatasetError(f"{src}: no objects found in the instance masks; instance training needs them.")
+    if show_progress: print(f"three-class masks made from {res['masks']} instance masks in {src} ({res['objects']} objects, "
+                            f"{res['touching_objects']} touching another) into {out}", flush=True)
+    return Path(out)
+
+# %% ../nbs/04_learner.ipynb #8b945c81
 def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional codes.txt)
           out:str|Path,             # output folder for model.pkl, report.json and training.png
           arch:str='unet',          # 'unet' (ours) or a ResNet name such as 'resnet34'
-          epochs:int=10,            # training epochs
+          minutes:float|None=None,  # time budget, everything included; default: 10 on a CPU, 3 on a GPU
+          steps:int|None=None,      # train exactly this many optimiser steps instead (rounded up to whole epochs)
+          epochs:int|None=None,     # or this many epochs (an epoch: a few random patches of every training image)
           lr:float|None=None,       # peak learning rate; default 3e-3 (ours) or 1e-3 (ResNet)
           bs:int=8,                 # batch size
-          size:int|None=None,       # resize images to size x size (needed when sizes differ)
+          patch:int|None=None,      # side of the random training patches; default: 256, or less for small images
+          size:int|None=None,       # resize whole images to size x size instead of cropping patches
+          augment:bool=True,        # flips, turns, rotation, zoom, elastic deformation, brightness, contrast, blur, noise
           valid_pct:float=0.2,      # fraction of images held out for validation
           seed:int=42,              # seed for the split, initialisation and shuffling
           loss:str='ce+dice',       # one of `LOSSES`
+          class_weights:str|None=None, # loss weight per class: 'balanced', or numbers such as '1,3'
+          instances:bool=False,     # learn background/interior/boundary from instance masks, so touching objects separate
           pretrained:bool=True,     # ResNet: start from ImageNet weights
           weights:str|None=None,    # ResNet: local ImageNet weights file
           base_width:int=16,        # our U-Net: width of the first level
           depth:int=4,              # our U-Net: number of poolings
           overwrite:bool=False,     # replace a model already in `out`
-          show_progress:bool=True,  # fastai's progress bar and epoch table
+          show_progress:bool=True,  # print the plan and one line per epoch
          ) -> dict:
-    "Train a segmentation model on a dataset folder; write `out/model.pkl`, `out/report.json`, `out/training.png`."
+    "Train a segmentation model on a dataset folder within a time budget; write `out/model.pkl`, `out/report.json`, `out/training.png`."
     out = Path(out)
     if (out/'model.pkl').exists() and not overwrite:
         raise FileExistsError(f"{out/'model.pkl'}: a model is already there and was left untouched. Choose another --out, "
                               "or pass overwrite=True (--overwrite) to replace it.")
+    if sum(v is not None for v in (minutes, steps, epochs)) > 1:
+        raise UserError("give one of minutes, steps or epochs (--minutes, --steps, --epochs), not several")
     t0 = time.time()
+    source = data_dir
+    if instances: data_dir = three_class_dataset(data_dir, out/'three-class', show_progress)
     summary = check_dataset(data_dir)
     refuse_untrainable(summary, valid_pct)
     set_seed(seed, reproducible=True)
-    dls = segmentation_dls(data_dir, bs=bs, size=size, valid_pct=valid_pct, seed=seed, check=False)
-    learn = seg_learner(dls, arch, loss=loss, pretrained=pretrained, weights=weights, base_width=base_width, depth=depth)
+    dls = segmentation_dls(data_dir, bs=bs, patch=patch, size=size, valid_pct=valid_pct, seed=seed, augment=augment, check=False)
+    weights_per_class = class_weights_for(class_weights, summary.class_pixels)
+    learn = seg_learner(dls, arch, loss=loss, class_weights=weights_per_class, pretrained=pretrained, weights=weights,
+                        base_width=base_width, depth=depth)
     lr = lr or (3e-3 if arch == 'unet' else 1e-3)
-    settings = dict(arch=arch, epochs=epochs, lr=lr, bs=bs, size=size, valid_pct=valid_pct, seed=seed, loss=loss,
+    scorer = WholeImageScores(valid_pairs(dls), summary.codes)
+    learn.metrics = list(learn.metrics) + scorer.metrics()
+    if minutes is None and steps is None and epochs is None: minutes = default_minutes()
+    plan = dict(patch=dls.model_info.patch, steps_per_epoch=len(dls.train))
+    if minutes is not None:                                   # measure, then fill the budget
+        step_s = seconds_per_step(learn)
+        t = time.time(); untrained = whole_image_scores(learn, scorer.pairs, summary.codes)
+        validation_s = (time.time() - t) * 1.3                 # and the validation loss pass
+        left = minutes * 60 - (time.time() - t0) - 2.5 * validation_s           # calibration and the final scores come after
+        epochs, per_epoch = plan_budget(left, step_s, validation_s)
+        dls.train.n = per_epoch * bs
+        plan.update(seconds_per_step=round(step_s, 3), seconds_per_validation=round(validation_s, 2), steps_per_epoch=per_epoch,
+                    untrained=untrained)
+    elif steps is not None:
+        epochs = min(10, steps); dls.train.n = -(-steps // epochs) * bs
+        plan['steps_per_epoch'] = len(dls.train)
+    plan.update(epochs=epochs, steps=epochs * len(dls.train))
+    if show_progress:
+        print(f"training {arch} on {len(dls.train_ds)} images ({len(dls.valid_ds)} held out for validation): "
+              + (f"{plan['steps']} steps of {bs} patches of {plan['patch']} px" if plan['patch'] else f"{plan['steps']} steps of {bs} images")
+              + f" in {epochs} epochs" + (f", to fill {minutes:g} min (measured {plan['seconds_per_step']} s per step)" if minutes else ''),
+              flush=True)
+    settings = dict(data=str(source), instances=instances, arch=arch, minutes=minutes, steps=steps, epochs=epochs, lr=lr, bs=bs, patch=plan['patch'], size=size,
+                    augment=asdict(Augmentation()) if augment is True else bool(augment), valid_pct=valid_pct, seed=seed,
+                    loss=loss, class_weights=weights_per_class,
                     pretrained=pretrained if arch != 'unet' else None, weights=str(weights) if weights else None,
                     base_width=base_width if arch == 'unet' else None, depth=depth if arch == 'unet' else None,
                     parameters=count_parameters(learn.model))
     checkpoint = CheckpointBest(out/'model.pkl')
+    cbs = [scorer, checkpoint] + ([LogProgress(plan['steps'], t0, minutes * 60 if minutes else None)] if show_progress else [])
     try:
-        with (contextlib.nullcontext() if show_progress else learn.no_bar()), \
-             (contextlib.nullcontext() if show_progress else learn.no_logging()), stop_on_sigterm():   # quiet: no bar, no epoch lists
-            if arch != 'unet' and (pretrained or weights): learn.fine_tune(epochs, base_lr=lr, cbs=[checkpoint])
-            else: learn.fit_one_cycle(epochs, lr, cbs=[checkpoint])
+        with learn.no_bar(), learn.no_logging(), stop_on_sigterm():   # our one line per epoch instead of fastai's bar
+            if arch != 'unet' and (pretrained or weights): learn.fine_tune(max(epochs - 1, 1), base_lr=lr, freeze_epochs=1, cbs=cbs)
+            else: learn.fit_one_cycle(epochs, lr, cbs=cbs)
     except KeyboardInterrupt:                                # Ctrl-C or SIGTERM: keep what was learnt, say where it is
         stopped = dict(after_epochs=len(learn.recorder.values), model_from_epoch=checkpoint.saved_epoch,
-                       valid_loss=None if checkpoint.saved_epoch is None else round(checkpoint.best, 4))
-        report = dict(data=summary.to_dict(), settings=settings, model=learn.model_info.to_dict(), stopped=stopped,
+                       chosen_by=checkpoint.monitor, score=None if checkpoint.saved_epoch is None else round(checkpoint.best, 4))
+        report = dict(data=summary.to_dict(), settings=settings, plan=plan, model=learn.model_info.to_dict(), stopped=stopped,
                       epochs=_epoch_table(learn), seconds=round(time.time() - t0, 1), machine=_machine())
         atomic_write(out/'report.json', lambda tmp: tmp.write_text(json.dumps(report, indent=2)), overwrite=True)
         raise
@@ -428,12 +669,14 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
     learn.model_info.temperature = calibration['temperature']   # so that a confidence of 0.9 means about 90% right
     export_learner(learn, out/'model.pkl')                # save the work before anything else can fail
     final = evaluate(learn, pairs=valid_pairs(dls), codes=summary.codes, progress=False)
-    report = dict(data=summary.to_dict(), settings=settings, model=learn.model_info.to_dict(), calibration=calibration,
-                  epochs=_epoch_table(learn),
+    report = dict(data=summary.to_dict(), settings=settings, plan=plan, model=learn.model_info.to_dict(), calibration=calibration,
+                  epochs=_epoch_table(learn), training_images=[p.name for p, _ in train_pairs(dls)],
                   validation_images=[p.name for p, _ in valid_pairs(dls)], final=final,
                   seconds=round(time.time() - t0, 1), machine=_machine())
     atomic_write(out/'report.json', lambda tmp: tmp.write_text(json.dumps(report, indent=2)), overwrite=True)
     fig = plot_training(learn)
     atomic_write(out/'training.png', lambda tmp: fig.savefig(tmp, format='png', bbox_inches='tight'), overwrite=True)
     plt.close(fig)
+    if show_progress: print(f"done in {_clock(report['seconds'])}: validation pixel accuracy {final['pixel_accuracy']}, "
+                            f"foreground Dice {final['foreground_dice']}", flush=True)
     return report

@@ -20,7 +20,7 @@ from PIL import Image
 
 from .data import IMAGE_EXTS, MASK_EXTS, DatasetError, UserError, read_codes, read_image, read_mask_array
 from .data import atomic_write, folder_files, dataset_folder, with_progress   # the same atomic, no-overwrite writing as save_mask
-from .instances import label_objects, drop_small_objects
+from .instances import label_objects, drop_small_objects, DEFAULT_MIN_SIZE
 
 # %% auto #0
 __all__ = ['measure_objects', 'summarize_objects', 'plot_size_distribution', 'tiff_pixel_size', 'measure_folder']
@@ -264,8 +264,8 @@ def measure_folder(masks_dir:str|Path,       # folder of masks (binary, instance
                    images_dir:str|Path|None=None, # images with the same stems, for mean intensities
                    overwrite:bool=False,     # replace an existing CSV?
                    class_index:int|None=None, # multi-class masks: measure the objects of this class
-                   min_size:int=0,           # binary masks: drop objects smaller than this many pixels
-                   split_touching:bool=False, # binary masks: split touching round objects (watershed)
+                   min_size:int=DEFAULT_MIN_SIZE, # drop objects of fewer pixels than this (specks); 0 keeps every object
+                   split_touching:bool=False, # binary masks: split touching round objects (distance watershed); off: it cuts thin or long objects
                    exclude_border:bool=False, # summaries: leave objects touching the edge out of count and sizes
                    progress:bool=True,       # show a progress bar
                    confidence_dir:str|Path|None=None, # confidence maps (<stem>.tif or .png from predict_folder): adds mean_confidence
@@ -284,7 +284,8 @@ def measure_folder(masks_dir:str|Path,       # folder of masks (binary, instance
         if not confidence_dir.is_dir(): raise DatasetError(f"{confidence_dir}: not a folder (confidence_dir).")
     files = list(folder_files(masks_dir, MASK_EXTS, 'mask').values())
     codes_file = masks_dir.parent/'codes.txt'          # written by predict_folder and by every dataset folder
-    if class_index is None and codes_file.exists() and len(read_codes(codes_file)) > 2:
+    ids_folder = masks_dir.name == 'instances'          # DATA/codes.txt names the classes of DATA/masks, not the ids beside them
+    if class_index is None and not ids_folder and codes_file.exists() and len(read_codes(codes_file)) > 2:
         raise DatasetError(f"{masks_dir}: the masks hold {len(read_codes(codes_file))} classes ({codes_file}); pass "
                            "class_index=... (--class-index N) to measure the objects of one class.")
     images = folder_files(images_dir, IMAGE_EXTS, 'image') if images_dir is not None else None
@@ -303,7 +304,8 @@ def measure_folder(masks_dir:str|Path,       # folder of masks (binary, instance
             conf = _confidence_for(path, confidence_dir, arr.shape)
             table['mean_confidence'] = ndi.mean(conf, labels, index=table['label'].to_numpy()) if len(table) else []
         summaries.append(dict(image=path.stem, height=arr.shape[0], width=arr.shape[1],
-                              **summarize_objects(table, arr.shape, exclude_border=exclude_border), pixel_size_source=source))
+                              **summarize_objects(table, arr.shape, exclude_border=exclude_border), pixel_size_source=source,
+                              min_size=min_size, split_touching=split_touching))     # the settings, in every row
         tables.append(table.assign(pixel_size=ps, unit=u, pixel_size_source=source))
     objects = pd.concat(tables, keys=[p.stem for p in files], names=['image', None]).reset_index(level=0)
     summary = pd.DataFrame(summaries)

@@ -16,7 +16,7 @@ from scipy.optimize import linear_sum_assignment
 from .data import (
     DEFAULT_CODES, MASK_EXTS, Codes, DatasetError, as_codes, atomic_write, dataset_folder, decode_mask, folder_files,
     image_to_rgb, is_palette, read_codes, read_mask_array, with_progress)
-from .instances import drop_small_objects, label_objects
+from .instances import DEFAULT_MIN_SIZE, drop_small_objects, label_objects
 
 # %% auto #0
 __all__ = ['PIXEL_SCORES', 'IOU_THRESHOLDS', 'MATCH_COLORS', 'MASK_KINDS', 'confusion_matrix', 'pixel_scores', 'mean_over_images',
@@ -330,7 +330,7 @@ def _codes_beside(folder:Path) -> Codes|None:
 
 def truth_folder(folder:str|Path, # a folder of true masks, or a dataset folder
                 ) -> Path:
-    "The folder of true masks: `folder` itself, or a dataset folder's instances/ when it has one, else its masks/."
+    "The folder of masks to score: `folder` itself, or a dataset folder's instances/ when it has one, else its masks/."
     folder = Path(folder)
     return next((folder/s for s in ('instances', 'masks') if (folder/s).is_dir()), folder)
 
@@ -358,14 +358,14 @@ def _rounded(x, digits:int=4):
     if isinstance(x, (float, np.floating)): return round(float(x), digits)
     return x
 
-def score_folders(pred:str|Path,          # folder of predicted masks (classes or instance ids, from any tool), or the folder above masks/
+def score_folders(pred:str|Path,          # folder of predicted masks (classes or instance ids, from any tool), or the folder above instances/ or masks/
                   truth:str|Path,         # folder of true masks with the same stems, or a dataset folder (instances/ if any, else masks/)
                   out:str|Path|None=None, # also write the scores to this JSON file
                   overwrite:bool=False,   # replace an existing scores file (`out`)
                   threshold:float=0.5,    # a predicted object matches a true object when their IoU >= threshold
                   split:bool=False,       # label semantic predictions by watershed (touching objects split), not connected components
                   min_distance:int=5,     # with `split`: smallest distance between object centres, in pixels
-                  min_size:int=0,         # ignore predicted objects smaller than this many pixels (object scores only)
+                  min_size:int=DEFAULT_MIN_SIZE, # ignore predicted objects of fewer pixels than this, specks (object scores only; 0 keeps all)
                   cover:float=0.5,        # split/merge rule: a part counts when this fraction of its pixels lies in the other object
                   codes:Codes|None=None,  # codes.txt of the class masks; default: the codes.txt beside each folder, if any
                   pred_kind:str='auto',   # what the predicted masks hold: auto (decide per file), semantic or instances
@@ -379,7 +379,7 @@ def score_folders(pred:str|Path,          # folder of predicted masks (classes o
     if not 0 < threshold <= 1: raise DatasetError(f"threshold must be above 0 and at most 1; got {threshold}.")
     if out is not None and Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists and was left untouched. Pass overwrite=True (or --overwrite) to replace it.")
-    pred_dir, truth_dir = dataset_folder(pred, 'mask'), truth_folder(truth)
+    pred_dir, truth_dir = truth_folder(pred), truth_folder(truth)   # a three-class model's OUT/instances before its OUT/masks
     pairs, no_truth, no_pred = _pairs(pred_dir, truth_dir, partial)
     truth_codes = codes or _codes_beside(truth_dir)
     pred_codes = codes or _codes_beside(pred_dir) or truth_codes

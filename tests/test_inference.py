@@ -234,3 +234,68 @@ def test_sizes_odd_thin_and_too_small(learn):
     from segment_lib.inference import predict_probs
     for shape in [(97, 131), (3000, 17), (17, 3000), (2, 2)]: assert predict_probs(learn, np.zeros(shape, np.uint8)).shape == (2,) + shape
     with pytest.raises(DatasetError, match='1x1 pixels is too small to segment'): predict_probs(learn, np.zeros((1, 1), np.uint8))
+
+
+# ---------------------------------------------------------------- three-class models: instance ids
+@pytest.fixture(scope='module')
+def learn3(tmp_path_factory):
+    "A tiny U-Net for background / interior / boundary, trained a few steps on 4 generated 64 px images of touching discs."
+    from fastai.vision.all import set_seed
+    from segment_lib.data import write_codes
+    from segment_lib.instances import THREE_CLASS_CODES, instances_to_three_class
+    from segment_lib.learner import seg_learner, segmentation_dls
+    folder = tmp_path_factory.mktemp('ds3')
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    for i in range(4):
+        ids = np.zeros((64, 64), np.uint16)
+        for k in range(1, 6):
+            r, c = rng.integers(10, 54, 2)
+            ids[(yy - r) ** 2 + (xx - c) ** 2 <= 64] = k
+        image = np.where(ids[..., None] > 0, 200, 40).astype(np.uint8).repeat(3, -1)
+        save_image(image, folder/'images'/f'{i}.png')
+        save_mask(instances_to_three_class(ids), folder/'masks'/f'{i}.png')
+        save_mask(ids, folder/'instances'/f'{i}.png', instances=True)
+    write_codes(list(THREE_CLASS_CODES), folder/'codes.txt')
+    set_seed(0)
+    learn = seg_learner(segmentation_dls(folder, bs=2, valid_pct=0.5, seed=0), 'unet', base_width=4, depth=2)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(3, 3e-2)
+    learn.data_folder = folder
+    return learn
+
+
+def test_three_class_model_predicts_instances(learn3, learn):
+    from segment_lib.instances import three_class_to_instances
+    assert inference.predicts_instances(learn3) and not inference.predicts_instances(learn)
+    image = read_image(learn3.data_folder/'images'/'0.png')
+    full = predict_image(learn3, image)
+    assert full.probs.shape == (3, 64, 64) and full.instances.dtype == np.int32
+    assert (full.instances == three_class_to_instances(full.probs)).all()
+    lean = predict_image(learn3, image, keep_probs=False)
+    assert lean.probs is None and (lean.instances == full.instances).all()          # strip by strip: the same objects
+    assert (predict_image(learn3, image, min_size=10**6).instances == 0).all()      # min_size reaches the conversion
+    assert predict_image(learn, image).instances is None                           # a two-class model: no ids
+
+
+def test_three_class_folder_writes_instances_that_measure_and_score_read(learn3, learn, tmp_path):
+    from segment_lib.measure import measure_folder
+    from segment_lib.metrics import score_folders
+    data = learn3.data_folder
+    written = predict_folder(learn3, data/'images', tmp_path/'out', progress=False)
+    out = tmp_path/'out'
+    assert sorted(p.name for p in (out/'instances').iterdir()) == [p.name for p in written]
+    for p in written:
+        ids = read_mask_array(out/'instances'/p.name)
+        assert ids.dtype == np.uint16                                               # 16-bit even with a few objects
+        assert (ids.astype(np.int32) == predict_image(learn3, data/'images'/p.name, keep_probs=False).instances).all()
+        assert set(np.unique(read_mask_array(p))) <= {0, 1, 2}                      # masks/: the model's classes
+    assert (out/'codes.txt').read_text().split() == ['background', 'interior', 'boundary']
+    summary = measure_folder(out/'instances', tmp_path/'objects.csv', progress=False)
+    assert summary['count'].tolist() == [len(np.unique(read_mask_array(out/'instances'/p.name))) - 1 for p in written]
+    scores = score_folders(out/'instances', data, progress=False)                 # truth: data/instances
+    assert scores['images'] == 4 and scores['objects']['true'] == sum(
+        len(np.unique(read_mask_array(data/'instances'/p.name))) - 1 for p in written)
+    import pandas as pd
+    assert 'objects' in pd.read_csv(out/'scores.csv').columns
+    predict_folder(learn, data/'images', tmp_path/'binary', progress=False)
+    assert not (tmp_path/'binary'/'instances').exists()                             # two classes: no instances/

@@ -8,9 +8,11 @@ from skimage import measure
 
 from segment_lib.data import DatasetError, read_codes, read_mask_array, save_mask
 from segment_lib.check import check_dataset
-from segment_lib.instances import (THREE_CLASS_CODES, convert_masks, count_touching, instances_to_semantic,
+from segment_lib.instances import (DEFAULT_MIN_SIZE, THREE_CLASS_CODES, convert_masks, count_touching, instances_to_semantic,
                                    instances_to_three_class, semantic_to_instances, split_touching,
-                                   touching_pairs, unet_weight_map)
+                                   three_class_to_instances, touching_pairs, unet_weight_map)
+from segment_lib.metrics import object_overlaps, object_scores, object_summary
+from segment_lib.synthetic import make_cells, make_crystals
 
 from conftest import shared_dataset
 
@@ -127,3 +129,84 @@ def test_dsb2018_converts_to_semantic_and_three_class(tmp_path):
         interiors += n_interiors
     assert abs(interiors - three['objects']) <= 0.05 * three['objects']                           # about one interior each
     print(f"DSB2018, first 20 images: {three['objects']} nuclei, {three['touching_objects']} touch another")
+
+
+# ------------------------------------------------------------------ three-class -> instances
+def touching_discs():
+    yy, xx = np.mgrid[:40, :60]
+    ids = np.zeros((40, 60), np.int32)
+    ids[(yy - 20) ** 2 + (xx - 18) ** 2 <= 100] = 1; ids[(yy - 20) ** 2 + (xx - 36) ** 2 <= 100] = 2
+    return ids
+
+
+def one_hot(classes): return np.eye(3, dtype=np.float32)[classes].transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize('as_probs', [False, True])
+def test_three_class_round_trip_separates_touching_discs(as_probs):
+    ids = touching_discs()
+    three = instances_to_three_class(ids)
+    back = three_class_to_instances(one_hot(three) if as_probs else three)
+    assert back.max() == 2 and back.dtype == np.int32
+    iou = object_overlaps(ids, back).matrix()
+    assert (iou.max(1) > 0.9).all() and sorted(iou.argmax(1).tolist()) == [0, 1]
+    assert ((back > 0) == (ids > 0)).all()                                  # every foreground pixel goes to an object
+
+
+def test_boundary_probability_decides_the_contact_line():
+    "Two squares whose shared boundary band is 4 px wide: the flood puts the line where the boundary probability peaks."
+    classes = np.zeros((20, 30), np.int64); classes[5:15, 2:28] = 2; classes[7:13, 4:11] = 1; classes[7:13, 19:26] = 1
+    probs = one_hot(classes)
+    probs[:, 5:15, 11:19] = np.array([0, 0.1, 0.9], np.float32)[:, None, None]   # the band between the interiors: boundary
+    probs[:, 5:15, 17] = np.array([0, 0, 1], np.float32)[:, None]                 # most boundary-like at column 17
+    ids = three_class_to_instances(probs, min_size=0)
+    assert ids.max() == 2
+    left, right = ids[10, 4], ids[10, 20]
+    assert (ids[10, 11:17] == left).all() and (ids[10, 18:19] == right).all()    # the line follows the probabilities
+    by_distance = three_class_to_instances(classes, min_size=0)                  # class map only: the nearest seed
+    assert (by_distance[10, 11:15] == by_distance[10, 4]).all() and (by_distance[10, 15:19] == by_distance[10, 20]).all()
+
+
+def test_three_class_seedless_objects_specks_and_bad_input():
+    three = np.zeros((20, 20), np.uint8)
+    three[2, 2:18] = 2                                                       # a thin line: boundary only, no interior
+    three[10:12, 10:12] = 1                                                  # a 4-px speck
+    ids = three_class_to_instances(three)
+    assert ids.max() == 1 and (ids == 1).sum() == 16
+    assert three_class_to_instances(three, min_size=0).max() == 2
+    assert three_class_to_instances(three, min_size=0, min_seed_size=5).max() == 2    # seeds nothing, still foreground
+    blob = instances_to_three_class(np.pad(np.ones((10, 10), np.int32), 3), 2); blob[3, 8] = 1  # a 1-px interior bit on the 2-px rim
+    assert three_class_to_instances(blob, min_size=0).max() == 2                      # a seed of its own: a second object
+    assert three_class_to_instances(blob, min_size=0, min_seed_size=2).max() == 1     # too small to seed: joins the blob
+    assert three_class_to_instances(np.zeros((4, 4), np.uint8)).max() == 0
+    with pytest.raises(ValueError, match='3 x H x W'): three_class_to_instances(np.zeros((2, 4, 4)))
+    with pytest.raises(ValueError, match='class indices'): three_class_to_instances(np.full((4, 4), 7))
+    with pytest.raises(ValueError, match='class indices'): three_class_to_instances(np.full((4, 4), 0.5))
+
+
+@pytest.mark.parametrize('make', [make_cells, make_crystals])
+def test_three_class_round_trip_on_generated_truth(make):
+    "Exact truth from the course generators, made three-class and back, scored with the library's object F1."
+    rows = [object_scores(s.instances.astype(np.int64), three_class_to_instances(instances_to_three_class(s.instances)))
+            for s in (make(size=128, seed=seed) for seed in range(100, 110))]
+    s = object_summary(rows)
+    assert s['f1'] > (0.999 if make is make_cells else 0.97), s
+    assert s['mean_matched_iou'] > 0.95
+
+
+def test_three_class_round_trip_on_course_cells():
+    from conftest import ROOT
+    files = sorted((ROOT/'data'/'cells'/'instances').glob('*.png'))
+    rows = [object_scores(read_mask_array(f).astype(np.int64), three_class_to_instances(instances_to_three_class(read_mask_array(f))))
+            for f in files]
+    s = object_summary(rows)
+    assert len(files) == 40 and s['true'] == s['pred'] == s['tp'] == 402 and s['f1'] == 1.0
+
+
+def test_three_class_round_trip_on_dsb2018():
+    root = shared_dataset('dsb2018_nuclei')
+    files = sorted((root/'masks').glob('*.png'))[:40]
+    truths = [read_mask_array(f).astype(np.int64) for f in files]
+    assert min(np.bincount(t.ravel())[1:][np.bincount(t.ravel())[1:] > 0].min() for t in truths) >= DEFAULT_MIN_SIZE
+    s = object_summary([object_scores(t, three_class_to_instances(instances_to_three_class(t))) for t in truths])
+    assert s['f1'] > 0.99

@@ -48,8 +48,31 @@ def test_isbi_em_dataloaders():
     assert xb.shape == (4, 3, 128, 128) and set(yb.unique().tolist()) <= {0, 1}   # 0/255 masks arrive as 0/1
 
 
-def test_dsb2018_mixed_sizes_need_size():
-    with pytest.raises(DatasetError, match='pass size='): segmentation_dls(shared_dataset('dsb2018_nuclei'), bs=4)
+def test_dsb2018_mixed_sizes_train_on_patches():
+    "Nine image sizes batch without resizing: random 256-px patches at each image's own scale."
+    dls = segmentation_dls(shared_dataset('dsb2018_nuclei'), bs=4)
+    xb, yb = dls.one_batch()
+    assert xb.shape == (4, 3, 256, 256) and dls.model_info.patch == 256 and dls.model_info.size is None
+    assert set(yb.unique().tolist()) <= {0, 1}                          # instance ids arrive as foreground
+
+
+def test_steps_budget_and_report(tmp_path):
+    "`steps` trains that many optimiser steps (rounded up to whole epochs) and the report says what was planned and done."
+    from segment_lib.learner import train
+    rep = train(ROOT/'data'/'cells', tmp_path/'m', steps=12, base_width=8, depth=3, show_progress=False)
+    plan = rep['plan']
+    assert plan['epochs'] == 10 and plan['steps_per_epoch'] == 2 and plan['steps'] == 20 and len(rep['epochs']) == 10
+    assert {'image_accuracy', 'image_dice'} <= set(rep['epochs'][-1])   # whole-image scores, every epoch
+    assert sorted(rep['training_images'] + rep['validation_images']) == sorted(p.name for p in (ROOT/'data'/'cells'/'images').iterdir())
+
+
+def test_minutes_budget_plans_from_measured_speed(tmp_path, capsys):
+    "A budget in minutes is turned into steps from a measured step time; the plan and the per-epoch lines are printed."
+    from segment_lib.learner import train
+    rep = train(ROOT/'data'/'cells', tmp_path/'m', minutes=0.5, base_width=8, depth=3)
+    plan, out = rep['plan'], capsys.readouterr().out
+    assert plan['seconds_per_step'] > 0 and plan['steps'] >= plan['epochs'] >= 1 and 'untrained' in plan
+    assert 'to fill 0.5 min' in out and f"epoch {plan['epochs']}/{plan['epochs']}: step {plan['steps']}/{plan['steps']}" in out
 
 
 @pytest.mark.parametrize('encoding', ['0/255', 'palette', 'rgb', 'instance'])

@@ -279,3 +279,51 @@ def test_mean_confidence_per_object(tmp_path):
     tifffile.imwrite(conf/'b.tif', c[:10])
     with pytest.raises(DatasetError, match='confidence map'):
         measure_folder(d, tmp_path/'o2.csv', confidence_dir=conf, progress=False)
+
+
+# ---------------------------------------------------------------- defaults, and exact truth from the generators
+def test_defaults_are_the_one_library_constant():
+    import inspect
+    from segment_lib.instances import DEFAULT_MIN_SIZE, three_class_to_instances
+    from segment_lib.metrics import score_folders
+    assert DEFAULT_MIN_SIZE == 16
+    for f in (measure_folder, score_folders, three_class_to_instances):
+        assert inspect.signature(f).parameters['min_size'].default == DEFAULT_MIN_SIZE, f.__name__
+    assert inspect.signature(measure_folder).parameters['split_touching'].default is False
+    assert inspect.signature(score_folders).parameters['split'].default is False
+
+
+def test_measure_folder_defaults_drop_specks_and_record_the_settings(tmp_path):
+    m = np.zeros((40, 40), np.uint8); m[5:15, 5:15] = 1; m[30:33, 30:33] = 1; m[20:24, 30:34] = 1   # 100, 9 and 16 px
+    save_mask(m, tmp_path/'masks'/'a.png')
+    summary = measure_folder(tmp_path/'masks', tmp_path/'objects.csv', progress=False)
+    assert summary['count'].tolist() == [2]                                         # the 9-px speck is not counted
+    assert summary[['min_size', 'split_touching']].iloc[0].tolist() == [16, False]
+    on_disk = pd.read_csv(tmp_path/'objects_summary.csv')
+    assert on_disk[['min_size', 'split_touching']].iloc[0].tolist() == [16, False]
+    every = measure_folder(tmp_path/'masks', tmp_path/'all.csv', min_size=0, progress=False)
+    assert every['count'].tolist() == [3] and every['min_size'].tolist() == [0]
+
+
+def test_measure_folder_reads_instances_beside_three_class_codes(tmp_path):
+    "predict_folder of a three-class model writes OUT/codes.txt (3 classes), OUT/masks (classes) and OUT/instances (ids)."
+    from segment_lib.data import write_codes
+    ids = _two_disks()
+    write_codes(['background', 'interior', 'boundary'], tmp_path/'codes.txt')
+    save_mask(ids, tmp_path/'instances'/'a.png', instances=True)
+    save_mask((ids > 0).astype(np.uint8), tmp_path/'masks'/'a.png')
+    summary = measure_folder(tmp_path/'instances', tmp_path/'objects.csv', progress=False)
+    assert summary['count'].tolist() == [2]
+    with pytest.raises(DatasetError, match='class_index'):
+        measure_folder(tmp_path/'masks', tmp_path/'classes.csv', progress=False)   # classes still need a choice
+
+
+@pytest.mark.parametrize('kind', ['crystals', 'cells', 'cracks'])
+def test_true_masks_measure_as_the_generator_drew_them(kind):
+    "Counts and areas measured on generated instance masks are the generator's own, object by object."
+    from segment_lib.synthetic import COURSE_DATASETS
+    for seed in range(3):
+        s = COURSE_DATASETS[kind](size=128, seed=seed)
+        table = measure_objects(s.instances)
+        assert table['label'].tolist() == s.objects['id'].tolist()
+        assert table['area_px'].tolist() == s.objects['area'].tolist()

@@ -124,6 +124,111 @@ def test_matcher_agrees_with_brute_force(seed):
     for th in (0.1, 0.25, 0.3, 0.5, 0.6, 0.9):
         assert counts(truth, pred, th) == brute_force(truth, pred, th), (seed, th)
 
+def best_by_permutations(truth, pred, threshold):
+    "(TP, total IoU) of the best one-to-one matching, by trying every assignment: most pairs, then the largest IoU sum."
+    import itertools
+    t_ids, p_ids = [i for i in np.unique(truth) if i], [j for j in np.unique(pred) if j]
+    iou = np.array([[((truth == i) & (pred == j)).sum() / ((truth == i) | (pred == j)).sum() for j in p_ids] for i in t_ids]).reshape(len(t_ids), len(p_ids))
+    best = (0, 0.0)
+    slots = list(range(len(p_ids))) + [None] * len(t_ids)          # each true object: one predicted object, or none
+    for choice in itertools.permutations(slots, len(t_ids)):
+        pairs = [(a, b) for a, b in enumerate(choice) if b is not None and iou[a, b] >= threshold]
+        best = max(best, (len(pairs), sum(iou[a, b] for a, b in pairs)), key=lambda x: (x[0], round(x[1], 9)))
+    return best
+
+
+@pytest.mark.parametrize('seed', range(12))
+def test_matcher_is_optimal_by_permutations_on_tiny_cases(seed):
+    "Up to 4 true and 4 predicted objects: the matching has the most pairs, and among those the largest total IoU."
+    rng = np.random.default_rng(100 + seed)
+    truth = random_instances(rng, int(rng.integers(1, 5)), size=14)
+    pred = random_instances(rng, int(rng.integers(1, 5)), size=14, step=3)
+    ov = object_overlaps(truth, pred)
+    for th in (0.05, 0.2, 0.4, 0.5):
+        m = match_objects(ov, th)
+        tp, total = best_by_permutations(truth, pred, th)
+        assert m.tp == tp, (seed, th)
+        assert float(m.iou.sum()) == pytest.approx(total), (seed, th)
+
+
+def greedy(ov, threshold):
+    "Greedy matching after sorting the pairs by IoU, best first, each object used once: a set of (true, pred) pairs."
+    used_t, used_p, pairs = set(), set(), set()
+    for k in np.argsort(-ov.iou, kind='stable'):
+        (i, j), v = ov.pairs[k], ov.iou[k]
+        if v >= threshold and i not in used_t and j not in used_p: used_t.add(i); used_p.add(j); pairs.add((int(i), int(j)))
+    return pairs
+
+
+@pytest.mark.parametrize('seed', range(20))
+def test_greedy_and_linear_sum_assignment_agree_above_one_half(seed):
+    "Above IoU 0.5 an object has at most one partner, so greedy, SciPy's assignment and match_objects must give the same pairs."
+    from scipy.optimize import linear_sum_assignment
+    rng = np.random.default_rng(200 + seed)
+    truth = random_instances(rng, int(rng.integers(1, 10)))
+    pred = truth.copy()
+    for k in rng.choice(np.unique(truth)[1:], size=min(3, int(truth.max())), replace=False):   # nudge a few objects
+        pred[np.roll(truth == k, int(rng.integers(-2, 3)), axis=int(rng.integers(0, 2)))] = k
+    pred = np.where(pred > 0, pred * 11 + 3, 0)
+    ov = object_overlaps(truth, pred)
+    for th in (0.51, 0.6, 0.75, 0.9):
+        dense = ov.matrix()
+        rows, cols = linear_sum_assignment(-np.where(dense >= th, dense, 0))
+        lsa = {(int(r), int(c)) for r, c in zip(rows, cols) if dense[r, c] >= th}
+        m = match_objects(ov, th)
+        ours = {(int(t), int(p)) for t, p in zip(m.true_index, m.pred_index)}
+        assert ours == lsa == greedy(ov, th), (seed, th)
+
+
+def test_iou_at_the_threshold_in_both_directions():
+    "A prediction twice the true object (IoU 0.5) and half of it (IoU 0.5) both match at 0.5, and neither at 0.5 + 1e-9."
+    truth = strips(40, (0, 10))
+    for pred in (strips(40, (0, 20)), strips(40, (0, 5))):
+        assert counts(truth, pred, 0.5) == (1, 0, 0)
+        assert counts(truth, pred, 0.5 + 1e-9) == (0, 1, 1)
+        r = object_scores(truth, pred)
+        assert r['tp_at']['0.50'] == 1 and r['tp_at']['0.55'] == 0
+
+
+def test_empty_image_policy_in_folder_scores(tmp_path):
+    "An image with no true and no predicted object is left out of the image means, never counted as a perfect 1 or a 0."
+    empty, box = np.zeros((20, 20), np.uint16), np.zeros((20, 20), np.uint16)
+    box[2:10, 2:10] = 1
+    for name, t, p in (('blank', empty, empty), ('hit', box, box), ('missed', box, empty), ('invented', empty, box)):
+        save_mask(t, tmp_path/'truth'/f'{name}.png', instances=True)
+        save_mask(p, tmp_path/'pred'/f'{name}.png', instances=True)
+    res = score_folders(tmp_path/'pred', tmp_path/'truth', progress=False)
+    ob, per = res['objects'], {r['name']: r['objects'] for r in res['per_image']}
+    assert per['blank']['f1'] is None and per['missed']['f1'] == 0 and per['invented']['f1'] == 0 and per['hit']['f1'] == 1
+    assert per['missed']['precision'] is None and per['invented']['recall'] is None
+    assert ob['image_mean']['images']['f1'] == 3 and ob['image_mean']['f1'] == pytest.approx(1 / 3, abs=1e-4)   # rounded to 4 digits in JSON
+    assert (ob['tp'], ob['fp'], ob['fn']) == (1, 1, 1) and ob['f1'] == pytest.approx(0.5)
+
+
+def test_score_folders_default_min_size_drops_predicted_specks(tmp_path):
+    from segment_lib.instances import DEFAULT_MIN_SIZE
+    truth = np.zeros((30, 30), np.uint16); truth[2:12, 2:12] = 1
+    pred = (truth > 0).astype(np.uint8); pred[20:23, 20:23] = 1; pred[25:29, 25:29] = 1     # a 9-px and a 16-px speck
+    save_mask(truth, tmp_path/'truth'/'a.png', instances=True); save_mask(pred, tmp_path/'pred'/'a.png')
+    res = score_folders(tmp_path/'pred', tmp_path/'truth', progress=False)
+    assert DEFAULT_MIN_SIZE == 16 and res['settings']['min_size'] == 16
+    assert (res['objects']['pred'], res['objects']['fp']) == (2, 1)                      # the 9-px speck is not an object
+    assert score_folders(tmp_path/'pred', tmp_path/'truth', min_size=0, progress=False)['objects']['pred'] == 3
+
+
+def test_score_folders_prefers_instances_of_a_prediction_folder(tmp_path):
+    "A three-class model's OUT holds masks/ (classes 0/1/2) and instances/ (ids): the objects are scored from instances/."
+    from segment_lib.data import write_codes
+    truth = np.zeros((30, 30), np.uint16); truth[2:12, 2:12] = 1; truth[2:12, 12:22] = 2
+    save_mask(truth, tmp_path/'truth'/'a.png', instances=True)
+    out = tmp_path/'out'
+    save_mask(np.where(truth > 0, 1, 0).astype(np.uint8), out/'masks'/'a.png')
+    write_codes(['background', 'interior', 'boundary'], out/'codes.txt')
+    save_mask(truth, out/'instances'/'a.png', instances=True)
+    res = score_folders(out, tmp_path/'truth', progress=False)
+    assert res['pred'].endswith('instances') and res['objects']['tp'] == 2
+
+
 def test_many_objects_and_huge_ids_use_the_sparse_path():
     truth = np.arange(1, 1601, dtype=np.int64).reshape(40, 40)                   # 1600 one-pixel objects
     pred = np.roll(truth, 1, axis=1) * 100_000                                   # ids beyond 2**24, shifted by a column
