@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test export clean-nbs check-sync nbtest pytest docs-check clean
+.PHONY: install demo test export clean-nbs check-sync nbtest pytest docs docs-check lab readme clean
 
 # Install the package in editable mode with the pinned versions from constraints.txt.
 $(STAMP): pyproject.toml constraints.txt
@@ -30,6 +30,25 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 test: check-sync nbtest pytest
+
+# The docs site: nbdev-docs renders it with Quarto into _docs/ (what .github/workflows/deploy.yaml publishes).
+# Without Quarto on the PATH (it cannot be installed everywhere), say so and run the local check instead.
+docs: $(STAMP)
+	@if command -v quarto >/dev/null 2>&1; then PATH="$(abspath $(BIN)):$$PATH" nbdev-docs; \
+	else echo "make docs: quarto is not on the PATH, so nbdev-docs cannot render the site here; running the local docs check instead (make docs-check)"; \
+	$(MAKE) --no-print-directory docs-check; fi
+
+# Every notebook -> HTML page (nbconvert) in _proc/docs_check/, links checked, pages loaded in headless Chromium.
+docs-check: $(STAMP)
+	$(BIN)/python tools/docs_check.py $(DOCS_CHECK_ARGS)
+
+# JupyterLab on the course (JupyterLab refuses root without --allow-root: containers and CI machines run as root).
+lab: $(STAMP)
+	$(BIN)/jupyter lab nbs/ $(LAB_ARGS) $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+# README.md from nbs/index.ipynb (tests/test_notebooks.py fails when they differ).
+readme: $(STAMP)
+	$(BIN)/python tools/docs/readme.py
 
 export: $(STAMP)
 	$(BIN)/nbdev-export && $(BIN)/nbdev-clean

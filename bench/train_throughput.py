@@ -27,7 +27,7 @@ import fastai
 from fastai.vision.all import DataLoaders, OptimWrapper, set_seed
 from functools import partial
 
-from segment_lib.data import segmentation_dls
+from segment_lib.learner import segmentation_dls
 from segment_lib.learner import seg_learner, seg_loss, LOSSES
 
 ROOT = Path(__file__).resolve().parent.parent

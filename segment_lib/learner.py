@@ -20,7 +20,7 @@ from torch import nn
 from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossFlat, DiceLoss, unet_learner,
                                set_seed, Normalize, params, Callback, Recorder, DataBlock, TransformBlock, RandomSplitter,
                                PILImage, PILMask, AddMaskCodes, Resize, RandomCrop, imagenet_stats, IntToFloatTensor,
-                               ValueMetric, ItemTransform, TensorImage, TensorMask, TfmdDL)
+                               ValueMetric, ItemTransform, TensorImage, TensorMask, TfmdDL, MixedPrecision)
 
 from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, dataset_codes, find_pairs,
                               image_to_rgb, image_size, read_image, read_mask, with_progress)
@@ -37,8 +37,9 @@ __all__ = ['PATCH', 'LOSSES', 'RESNETS', 'ARCHS', 'ImageReader', 'MaskReader', '
            'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable', 'unet_splitter',
            'dls_model_info', 'seg_learner', 'scores_from_confusion', 'evaluate', 'train_pairs', 'valid_pairs',
            'export_learner', 'refuse_untrainable', 'calibrate', 'plot_training', 'whole_image_scores',
-           'WholeImageScores', 'default_minutes', 'seconds_per_step', 'plan_budget', 'CheckpointBest', 'LogProgress',
-           'stop_on_sigterm', 'class_weights_for', 'three_class_dataset', 'train']
+           'WholeImageScores', 'cpu_has_bf16', 'CPUMixedPrecision', 'mixed_precision_callbacks', 'default_minutes',
+           'seconds_per_step', 'plan_budget', 'CheckpointBest', 'LogProgress', 'stop_on_sigterm', 'class_weights_for',
+           'three_class_dataset', 'train']
 
 # %% ../nbs/04_learner.ipynb #3a63393c
 class ImageReader:
@@ -478,20 +479,49 @@ class WholeImageScores(Callback):
     def _accuracy(self): return self.scores.get('accuracy')
     def _dice(self): return self.scores.get('dice')
 
+def cpu_has_bf16() -> bool:
+    "Whether this CPU does bfloat16 arithmetic natively (Intel AMX or AVX-512 BF16), where mixed precision pays."
+    try: flags = Path('/proc/cpuinfo').read_text()
+    except OSError: return False
+    return ' amx_bf16' in flags or ' avx512_bf16' in flags
+
+class CPUMixedPrecision(Callback):
+    "bfloat16 autocast of the forward pass and loss on the CPU; the weights, their gradients and the optimiser stay float32."
+    order = 10                                              # where fastai's own (GPU) `MixedPrecision` sits
+    def before_batch(self): self._ctx = torch.autocast('cpu', dtype=torch.bfloat16); self._ctx.__enter__()
+    def after_pred(self): self.learn.pred = self.pred.float()
+    def after_loss(self): self._close()
+    def after_cancel_batch(self): self._close()
+    def _close(self):
+        if getattr(self, '_ctx', None) is not None: self._ctx.__exit__(None, None, None); self._ctx = None
+
+def mixed_precision_callbacks(learn:Learner, # learner about to train (its model may be moved to channels-last memory)
+                             ) -> list:
+    "Callbacks for 16-bit mixed precision where the hardware has it: float16 on a GPU, bfloat16 on a recent Intel CPU."
+    if torch.cuda.is_available(): return [MixedPrecision()]
+    if not cpu_has_bf16(): return []
+    learn.model.to(memory_format=torch.channels_last)      # oneDNN's fast bfloat16 convolutions want NHWC
+    return [CPUMixedPrecision()]
+
 def default_minutes() -> float:
     "Training budget when none is given: 10 minutes on a CPU, 3 on a GPU (tens of times faster)."
     return 3. if torch.cuda.is_available() else 10.
 
-def seconds_per_step(learn:Learner, # learner whose training batches and model are timed
-                     n:int=3,       # timed steps, after one warm-up step
+def seconds_per_step(learn:Learner,  # learner whose training batches and model are timed
+                     precision:list=[], # the mixed-precision callbacks training will use (`mixed_precision_callbacks`)
+                     n:int=3,        # timed steps, after one warm-up step
                     ) -> float:
     "Median seconds of one training step (loading, augmenting, forward and backward pass) on real batches."
     model, times, batches = learn.model, [], iter(learn.dls.train)
     model.train()
+    cpu_bf16 = any(isinstance(cb, CPUMixedPrecision) for cb in precision)
+    gpu_amp = torch.cuda.is_available() and bool(precision)
     for _ in range(n + 1):
         t = time.time()
-        xb, yb = next(batches)
-        learn.loss_func(model(xb), yb).backward()
+        xb, yb = (b.as_subclass(torch.Tensor) for b in next(batches))   # as fastai's `CastToTensor` gives them to the model
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=cpu_bf16), torch.autocast('cuda', enabled=gpu_amp):
+            loss = learn.loss_func(model(xb).float(), yb)
+        loss.backward()
         model.zero_grad(); times.append(time.time() - t)
     return float(np.median(times[1:]))
 
@@ -599,6 +629,7 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
           loss:str='ce+dice',       # one of `LOSSES`
           class_weights:str|None=None, # loss weight per class: 'balanced', or numbers such as '1,3'
           instances:bool=False,     # learn background/interior/boundary from instance masks, so touching objects separate
+          mixed_precision:bool=True, # 16-bit maths where the hardware has it (GPU; Intel AMX/AVX-512 BF16 CPU): 2-4x faster
           pretrained:bool=True,     # ResNet: start from ImageNet weights
           weights:str|None=None,    # ResNet: local ImageNet weights file
           base_width:int=16,        # our U-Net: width of the first level
@@ -626,10 +657,11 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
     lr = lr or (3e-3 if arch == 'unet' else 1e-3)
     scorer = WholeImageScores(valid_pairs(dls), summary.codes)
     learn.metrics = list(learn.metrics) + scorer.metrics()
+    precision = mixed_precision_callbacks(learn) if mixed_precision else []
     if minutes is None and steps is None and epochs is None: minutes = default_minutes()
     plan = dict(patch=dls.model_info.patch, steps_per_epoch=len(dls.train))
     if minutes is not None:                                   # measure, then fill the budget
-        step_s = seconds_per_step(learn)
+        step_s = seconds_per_step(learn, precision)
         t = time.time(); untrained = whole_image_scores(learn, scorer.pairs, summary.codes)
         validation_s = (time.time() - t) * 1.3                 # and the validation loss pass
         left = minutes * 60 - (time.time() - t0) - 2.5 * validation_s           # calibration and the final scores come after
@@ -649,11 +681,12 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
     settings = dict(data=str(source), instances=instances, arch=arch, minutes=minutes, steps=steps, epochs=epochs, lr=lr, bs=bs, patch=plan['patch'], size=size,
                     augment=asdict(Augmentation()) if augment is True else bool(augment), valid_pct=valid_pct, seed=seed,
                     loss=loss, class_weights=weights_per_class,
+                    mixed_precision=type(precision[0]).__name__ if precision else None,
                     pretrained=pretrained if arch != 'unet' else None, weights=str(weights) if weights else None,
                     base_width=base_width if arch == 'unet' else None, depth=depth if arch == 'unet' else None,
                     parameters=count_parameters(learn.model))
     checkpoint = CheckpointBest(out/'model.pkl')
-    cbs = [scorer, checkpoint] + ([LogProgress(plan['steps'], t0, minutes * 60 if minutes else None)] if show_progress else [])
+    cbs = precision + [scorer, checkpoint] + ([LogProgress(plan['steps'], t0, minutes * 60 if minutes else None)] if show_progress else [])
     try:
         with learn.no_bar(), learn.no_logging(), stop_on_sigterm():   # our one line per epoch instead of fastai's bar
             if arch != 'unet' and (pretrained or weights): learn.fine_tune(max(epochs - 1, 1), base_lr=lr, freeze_epochs=1, cbs=cbs)

@@ -119,3 +119,48 @@ def test_sigterm_keeps_the_best_model(tmp_path):
     r = subprocess.run([sys.executable, '-c', f"from segment_lib.inference import load_model; load_model({str(out)!r})"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_dsb2018_defaults_train_and_predict_at_each_size(tmp_path):
+    "Mixed sizes train without --size, and predictions come back at each image's own size (a few steps: plumbing, not quality)."
+    import shutil
+    from segment_lib.data import image_size
+    from segment_lib.learner import train
+    from segment_lib.inference import load_model, predict_image
+    src = shared_dataset('dsb2018_nuclei')
+    pairs = find_pairs(src)
+    by_size = {}
+    for img, msk in pairs: by_size.setdefault(image_size(img), (img, msk))
+    d = tmp_path/'dsb'
+    for img, msk in list(by_size.values())[:6]:
+        for sub, f in (('images', img), ('masks', msk)): (d/sub).mkdir(parents=True, exist_ok=True); shutil.copy(f, d/sub/f.name)
+    rep = train(d, tmp_path/'m', steps=2, bs=2, valid_pct=0.34, base_width=4, depth=3, show_progress=False)
+    assert rep['settings']['size'] is None and rep['plan']['patch'] == 256
+    learn = load_model(tmp_path/'m')
+    for img, _ in list(by_size.values())[:3]:
+        assert predict_image(learn, read_image(img)).mask.shape == image_size(img)
+
+
+def test_instance_training_learns_three_classes_and_predicts_instances(tmp_path):
+    "`train(instances=True)` learns background/interior/boundary from DATA/instances; predict then writes instance ids."
+    from segment_lib.learner import train
+    from segment_lib.instances import THREE_CLASS_CODES
+    from segment_lib.inference import predict_folder
+    from segment_lib.data import read_mask_array
+    rep = train(ROOT/'data'/'cells', tmp_path/'m', instances=True, steps=2, base_width=4, depth=3, show_progress=False)
+    assert rep['settings']['instances'] and rep['model']['classes'] == list(THREE_CLASS_CODES)
+    assert (tmp_path/'m'/'three-class'/'masks').is_dir() and rep['data']['pairs'] == 40
+    imgs = tmp_path/'imgs'; imgs.mkdir()
+    for f in sorted((ROOT/'data'/'cells'/'images').iterdir())[:2]: (imgs/f.name).write_bytes(f.read_bytes())
+    predict_folder(tmp_path/'m', imgs, tmp_path/'pred', progress=False)
+    ids = read_mask_array(next((tmp_path/'pred'/'instances').iterdir()))
+    assert ids.shape == (128, 128) and ids.dtype.kind in 'iu'
+
+
+def test_instance_training_refuses_masks_without_objects(tmp_path):
+    from segment_lib.data import save_image, save_mask
+    from segment_lib.learner import train
+    for i in range(5):
+        save_image(np.full((32, 32), 9 * i, np.uint8), tmp_path/'d'/'images'/f'{i}.png')
+        save_mask(np.zeros((32, 32), np.uint8), tmp_path/'d'/'masks'/f'{i}.png')
+    with pytest.raises(DatasetError, match='no objects found'): train(tmp_path/'d', tmp_path/'m', instances=True, steps=1)
