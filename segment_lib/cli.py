@@ -73,22 +73,70 @@ def _show_restore(res, args):
           f"{res['removed']} removed)")
     if res['backup_before']: print(f"its previous state was backed up first, to undo this restore: {res['backup_before']}")
 
+def _show_rank(table, args):
+    score = args.get('score') or 'unconfident_fraction'
+    print(table.head(10).to_string(index=False, float_format=lambda v: f'{v:.3f}'))
+    if len(table) > 10: print(f"... {len(table) - 10} more")
+    print(f"{len(table)} images ranked by {score}, least confident first; queue written to {args['out']}"
+          + (f"; contact sheet of the first {min(args['top'], len(table))}: {args['sheet']}" if args.get('sheet') else ''))
+def _show_round(res, args):
+    print(f"round written to {res['round']}: the {res['images']} least confident of {res['candidates']} new images "
+          f"({res['pool_images'] - res['candidates']} of the pool are already in {args['data']}, left out)")
+    for q in res['queue']: print(f"  {q['image']}  {res['score']} {q[res['score']]:.3f}")
+    print(f"next: correct the masks in {Path(res['round'])/'masks'} (keep the names, save as PNG or TIFF), then\n"
+          f"  segment-lib accept {res['round']} {args['data']}")
+def _show_accept(res, args):
+    if res['already']: print(f"round {res['round']} was already accepted into {res['data']}; nothing changed"); return
+    print(f"{res['added']} images and masks added to {res['data']} in one step ({res['edited']} masks edited from the "
+          f"model's); the state before was backed up to {res['backup']}; the round is recorded in {res['history']}")
+
+def _show_evaluate(res, args):
+    _print_json({k: v for k, v in res.items() if k not in ('objects', 'object_settings', 'warnings', 'pixel')})
+    if 'pixel' in res: print(f"pixels, object vs background: Dice {res['pixel']['micro']['dice']}, IoU {res['pixel']['micro']['iou']}")
+    ob = res['objects']
+    print(f"\nobjects (IoU >= {res['object_settings']['threshold']}, predicted objects of {res['object_settings']['min_size']} px "
+          f"or more): {ob['true']} true, {ob['pred']} predicted, {ob['tp']} matched; F1 {ob['f1']}, AP@0.5 {ob['ap']['0.50']}, "
+          f"AP@0.75 {ob['ap']['0.75']}, {ob['splits']} split, {ob['merges']} merged")
+    for w in res['warnings']: print(f"warning: {w}", file=sys.stderr)
+
 SHOW = dict(json=lambda result, args: _print_json(result), none=lambda result, args: None,
-            check=_show_check, train=_show_train, predict=_show_predict, measure=_show_measure, score=_show_score,
-            backup=_show_backup, backups=_show_backups, verify=_show_verify, restore=_show_restore)
+            check=_show_check, train=_show_train, evaluate=_show_evaluate, predict=_show_predict, measure=_show_measure, score=_show_score,
+            backup=_show_backup, backups=_show_backups, verify=_show_verify, restore=_show_restore,
+            rank=_show_rank, round=_show_round, accept=_show_accept)
+
+def _training_images(model:str|Path) -> set:
+    "Names of the images a model was trained on, from the report.json `train` wrote beside it (empty when unknown)."
+    folder = Path(model) if Path(model).is_dir() else Path(model).parent
+    try: return set(json.loads((folder/'report.json').read_text()).get('training_images', []))
+    except (OSError, ValueError): return set()
 
 def evaluate_model(model:str,            # model.pkl written by `train`, or the folder holding it
-                   data:str,             # dataset folder with images/ and masks/ to score
+                   data:str,             # dataset folder with images/ and masks/ (and instances/ for object scores) to score
                    out:str|None=None,    # also write the scores to this JSON file
                    overwrite:bool=False, # replace an existing --out file
+                   min_size:int|None=None, # objects: ignore predicted objects smaller than this (default: `DEFAULT_MIN_SIZE`)
                   ) -> dict:
-    "Score a trained model on a dataset folder: per-class Dice, IoU, precision, recall and pixel accuracy."
+    "Score a trained model on a dataset folder: pixel scores per class, and object scores (F1, AP at IoU 0.5-0.95, splits, merges)."
+    import tempfile
     from segment_lib.learner import evaluate
-    from segment_lib.inference import load_model
-    from segment_lib.data import atomic_write
+    from segment_lib.inference import load_model, predict_folder, predicts_instances
+    from segment_lib.metrics import score_folders
+    from segment_lib.instances import DEFAULT_MIN_SIZE
+    from segment_lib.data import atomic_write, find_pairs
     if out and Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists and was left untouched. Pass --overwrite to replace it.")
-    res = evaluate(load_model(model), data)
+    learn = load_model(model)
+    with tempfile.TemporaryDirectory(prefix='segment_lib_evaluate_') as tmp:   # the masks `predict` would write
+        predict_folder(learn, data, tmp, confidence=False, progress=False)
+        scored = score_folders(tmp, data, progress=False, min_size=DEFAULT_MIN_SIZE if min_size is None else min_size)
+    if predicts_instances(learn):                    # three-class: pixels scored as object vs background, against instances
+        res = dict(pixel=scored['pixel'], images=scored['images'])
+    else: res = evaluate(learn, data)                # pixels of each class, as training's validation scores them
+    res['objects'] = {k: v for k, v in scored['objects'].items() if k != 'image_mean'}
+    res['object_settings'] = scored['settings']
+    seen = sorted(_training_images(model) & {img.name for img, _ in find_pairs(data)})
+    res['warnings'] = [f"{len(seen)} of the {res['images']} images scored were used to train this model ({', '.join(seen[:5])}"
+                       f"{', ...' if len(seen) > 5 else ''}): scores on them flatter it. Score held-out images."] if seen else []
     if out: atomic_write(Path(out), lambda tmp: tmp.write_text(json.dumps(res, indent=2)), overwrite=True)
     return res
 
@@ -99,7 +147,8 @@ COMMANDS = {
     'train': Command('segment_lib.learner:train', 'train a model: MODEL/model.pkl and MODEL/report.json',
                      names=dict(data_dir='data'), options=('out',), fixed=dict(show_progress=True), show='train',
                      choices=dict(arch='segment_lib.learner:ARCHS', loss='segment_lib.learner:LOSSES')),
-    'evaluate': Command('segment_lib.cli:evaluate_model', 'score a model on a dataset folder'),
+    'evaluate': Command('segment_lib.cli:evaluate_model', 'score a model on a dataset folder: pixels and objects',
+                        show='evaluate'),
     'predict': Command('segment_lib.inference:predict_folder', 'masks and confidence maps for a folder of images',
                        names=dict(images_dir='images', out_dir='out'), options=('out_dir',), fixed=dict(progress=True),
                        show='predict'),
@@ -128,6 +177,12 @@ COMMANDS = {
                       show='verify'),
     'restore': Command('segment_lib.hitl:restore', 'bring a snapshot back (over existing files only with --force)',
                        fixed=dict(progress=True), show='restore'),
+    'rank': Command('segment_lib.hitl:rank', 'list images least confident first: a queue CSV and a contact sheet',
+                    options=('out',), fixed=dict(progress=True), show='rank', choices=dict(score='segment_lib.hitl:SCORES')),
+    'round': Command('segment_lib.hitl:make_round', "the N least-confident new images, with the model's masks to correct",
+                     options=('out',), fixed=dict(progress=True), show='round', choices=dict(score='segment_lib.hitl:SCORES')),
+    'accept': Command('segment_lib.hitl:accept', 'check corrected masks, back DATA up, add the round in one atomic step',
+                      names=dict(round_dir='round'), fixed=dict(progress=True), show='accept'),
 }
 
 # %% ../nbs/12_cli.ipynb #819cbbee
@@ -164,6 +219,7 @@ def run_demo(out:str|Path='demo-output', # output folder
     from segment_lib.inference import load_model, predict_folder, predict_image, show_predictions
     from segment_lib.measure import measure_folder
     from segment_lib.metrics import score_folders
+    from segment_lib.instances import DEFAULT_MIN_SIZE
     out, t0, timings = Path(out), time.time(), {}
     _prepare_demo_dir(out)
     print(f"1/6 building the '{kind}' course dataset ({n_train} + {n_heldout} held-out images, {size} px)")
@@ -189,9 +245,10 @@ def run_demo(out:str|Path='demo-output', # output folder
               for p in sorted((out/'heldout'/'masks').iterdir())}
     ranked['pixel_error'] = ranked.image.map(errors)
     rho = float(spearmanr(ranked.unconfident_fraction, ranked.pixel_error)[0])
-    print("6/6 measuring and scoring the objects")
-    measure_folder(out/'predictions'/'masks', out/'objects.csv', split_touching=True, min_size=10, progress=show_progress)
-    scores = score_folders(out/'predictions', out/'heldout', out=out/'scores.json', split=True, min_size=10,
+    print(f"6/6 measuring and scoring the objects (touching cells split by watershed; specks under {DEFAULT_MIN_SIZE} px ignored)")
+    # touching cells: split by watershed, the choice 09_objects measured for cells (not for thin cracks); specks: the default
+    measure_folder(out/'predictions'/'masks', out/'objects.csv', split_touching=True, progress=show_progress)
+    scores = score_folders(out/'predictions', out/'heldout', out=out/'scores.json', split=True,
                            progress=show_progress)
     o = scores['objects']
     metrics = dict(kind=kind, validation=report['final'], heldout=heldout, calibration=report['calibration'],
@@ -201,7 +258,7 @@ def run_demo(out:str|Path='demo-output', # output folder
                                      "which a user would not have"),
                    objects=dict(true_instances=o['true'], predicted_objects=o['pred'], f1_at_0_5=o['f1'],
                                 ap_at_0_5=o['ap']['0.50'], ap_at_0_75=o['ap']['0.75'], splits=o['splits'], merges=o['merges'],
-                                note="objects of 10 px or more, split by a distance-transform watershed in the semantic "
+                                note=f"objects of {DEFAULT_MIN_SIZE} px or more (the default), split by a distance-transform watershed in the semantic "
                                      "prediction, matched one-to-one to the generator's true instances (IoU >= 0.5)"),
                    settings=report['settings'], timings_s={**timings, 'total': round(time.time() - t0, 1)},
                    machine=report['machine'])

@@ -1,4 +1,4 @@
-"""Versioned, content-addressed, verifiable snapshots of a dataset folder: the backups a human-in-the-loop workflow rests on.
+"""The human-in-the-loop annotation loop: verifiable snapshots of a dataset folder, ranking images by the model's doubt, rounds to correct, an atomic accept, and the experiment that shows whether asking the model pays.
 
 Docs: https://segment-lib.github.io/segment_lib/hitl.html.md"""
 
@@ -6,17 +6,25 @@ Docs: https://segment-lib.github.io/segment_lib/hitl.html.md"""
 
 # %% ../nbs/08_hitl.ipynb #52d339b5
 from __future__ import annotations
-import hashlib, json, os, re, shutil, tempfile
+import contextlib, ctypes, errno, getpass, hashlib, json, os, re, shutil, signal, sys, tempfile, uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .data import DatasetError, UserError, atomic_write, with_progress
+from .data import (IMAGE_EXTS, DatasetError, UserError, _umask, atomic_write, class_palette, copy_image,
+                              dataset_codes, dataset_folder, files_by_stem, folder_files, save_image, save_mask,
+                              with_progress, write_codes)
+from .check import check_dataset
+from .confidence import DEFAULT_SCORE, map_scores
 
 # %% auto #0
-__all__ = ['BACKUP_DIR', 'MANIFEST', 'backup_store', 'dataset_files', 'file_sha256', 'object_path', 'store_object', 'backup',
-           'read_manifest', 'backups', 'verify', 'restore']
+__all__ = ['BACKUP_DIR', 'MANIFEST', 'SCORES', 'ROUND_FILE', 'HISTORY', 'STRATEGIES', 'HARD_SESSION', 'backup_store',
+           'dataset_files', 'file_sha256', 'object_path', 'store_object', 'backup', 'read_manifest', 'backups',
+           'verify', 'restore', 'score_images', 'contact_sheet', 'rank', 'make_round', 'read_round', 'exchange_paths',
+           'link_tree', 'accepted_rounds', 'accept', 'write_mixed_pool', 'choose_images', 'active_learning_run',
+           'annotations_to_reach', 'plot_learning_curves']
 
 # %% ../nbs/08_hitl.ipynb #a4ef9e2c
 BACKUP_DIR = '.segment-lib-backups'   # default store: a sibling of the dataset folder, never inside it
@@ -230,3 +238,482 @@ def restore(snapshot:str|Path,  # snapshot folder (`STORE/snapshots/<name>`)
             parent.rmdir()
     return dict(snapshot=snap.name, data=str(data), files=len(wanted), written=written, removed=len(removed),
                 backup_before=str(undo) if undo else None)
+
+# %% ../nbs/08_hitl.ipynb #67132bad
+SCORES = ('unconfident_fraction', 'boundary_unconfident', 'interior_unconfident', 'mean_confidence')  # what `rank` can sort by
+_LOW_IS_UNSURE = ('mean_confidence',)   # scores where a lower value means less confident
+
+def _model_file(model) -> Path:
+    "model.pkl, given it or the folder holding it."
+    model = Path(model)
+    return model/'model.pkl' if model.is_dir() else model
+
+def score_images(learn,                 # trained learner (from `segment_lib.inference.load_model`)
+                 files:dict,            # stem -> image file
+                 score:str=DEFAULT_SCORE, # the score that orders the table, one of `SCORES`
+                 tta:str='none',        # test-time augmentation: 'none', 'flips' or 'all'
+                 progress:bool=False,   # a line per tenth of the images in a log, a bar in a terminal
+                ) -> pd.DataFrame:
+    "One row of confidence scores per image (the one prediction path, `predict_image`), least confident first."
+    from segment_lib.inference import predict_image          # torch: only when a model runs
+    if score not in SCORES: raise UserError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}.")
+    rows = []
+    for stem, f in with_progress(list(files.items()), progress, 'images'):
+        pred = predict_image(learn, f, keep_probs=False, tta=tta)
+        rows.append(dict(image=stem, file=Path(f).name, **map_scores(pred.mask, pred.confidence)))
+    table = pd.DataFrame(rows, columns=['image', 'file', *SCORES])
+    table = table.sort_values([score, 'image'], ascending=[score in _LOW_IS_UNSURE, True], kind='stable', ignore_index=True)
+    table.insert(0, 'rank', range(1, len(table) + 1))
+    return table
+
+# %% ../nbs/08_hitl.ipynb #8759e48b
+def contact_sheet(learn,                 # trained learner
+                  files:list,            # image files to show, in order (e.g. the top of the queue)
+                  labels:list|None=None, # one label per image (e.g. 'cells_007  0.31 unconfident')
+                  tta:str='none',        # test-time augmentation, as when ranking
+                  width_px:int=720,      # width of the figure in pixels (legible: at least 600)
+                  dpi:int=80,            # resolution: the figure is width_px / dpi inches wide
+                 ):
+    "Figure with one row per image: image | model's mask | confidence map, to look at the top of the queue."
+    from segment_lib.inference import predict_image, show_predictions
+    preds = [predict_image(learn, f, tta=tta) for f in files]
+    size = (width_px / dpi - 0.7) / 3                        # show_predictions: 3 panels of `size` inches + a colorbar
+    return show_predictions(list(files), None, preds, names=labels, size=size, dpi=dpi)
+
+def _save_figure(fig, path:Path, overwrite:bool) -> Path:
+    "Save a matplotlib figure atomically as PNG, then close it."
+    import matplotlib.pyplot as plt
+    try: return atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=fig.dpi, bbox_inches='tight'), overwrite)
+    finally: plt.close(fig)
+
+def rank(model:str|Path,          # model.pkl written by `train`, or the folder holding it
+         images:str|Path,         # folder of images to rank, or a dataset folder holding images/
+         out:str|Path,            # the queue: a CSV of the images, least confident first
+         sheet:str|Path|None=None, # also write a contact sheet PNG of the top of the queue (image, mask, confidence)
+         score:str=DEFAULT_SCORE, # the score to rank by; unconfident_fraction: share of pixels with confidence below 0.9
+         top:int=6,               # images shown on the contact sheet
+         tta:str='none',          # test-time augmentation: 'none', 'flips' or 'all' (8x slower)
+         overwrite:bool=False,    # replace an existing queue or sheet
+         progress:bool=False,     # a line per tenth of the images in a log, a bar in a terminal
+        ) -> pd.DataFrame:
+    "Score every image with the model and write the queue least-confident first (and a contact sheet of its top)."
+    out, sheet = Path(out), Path(sheet) if sheet else None
+    for f in (out, sheet):
+        if f is not None and f.exists() and not overwrite:
+            raise FileExistsError(f"{f}: already exists and was left untouched. Pass overwrite=True (--overwrite) to "
+                                  "replace it, or give another name.")
+    files = folder_files(images, IMAGE_EXTS, 'image')
+    from segment_lib.inference import load_model            # torch: only when a model runs
+    learn = load_model(model)
+    table = score_images(learn, files, score, tta, progress)
+    atomic_write(out, lambda tmp: table.to_csv(tmp, index=False, float_format='%.4f'), overwrite=True)
+    if sheet:
+        head = table.head(top)
+        labels = [f"#{r.rank} {r.image}\n{score} {getattr(r, score):.3f}" for r in head.itertuples()]
+        _save_figure(contact_sheet(learn, [files[s] for s in head.image], labels, tta), sheet, True)
+    return table
+
+# %% ../nbs/08_hitl.ipynb #e52d4bec
+ROUND_FILE = 'round.json'   # what a round folder holds besides images/, masks/ and confidence/
+
+def _model_record(model:Path) -> dict:
+    "The model a round comes from: its file, SHA-256, and its validation scores when its report.json lies beside it."
+    report = model.parent/'report.json'
+    metrics = None
+    if report.is_file():
+        try: metrics = json.loads(report.read_text()).get('final')
+        except ValueError: metrics = None
+    return dict(path=str(model.resolve()), sha256=file_sha256(model), metrics=metrics)
+
+def _stems_in(data:Path) -> set:
+    "Stems of every image and mask already in a dataset folder (any extension)."
+    return set(files_by_stem(data/'images', IMAGE_EXTS)) | set(files_by_stem(data/'masks', IMAGE_EXTS))
+
+def _refuse_round_folder(out:Path):
+    "Stop before writing into a folder that already holds masks (a person may be correcting them) or anything else."
+    masks = sorted(p.name for p in (out/'masks').iterdir()) if (out/'masks').is_dir() else []
+    if masks:
+        raise DatasetError(f"{out/'masks'}: already holds {len(masks)} masks (e.g. {masks[0]}); a person may have started "
+                           "correcting them, so nothing was written. Accept that round first (`segment-lib accept`), or "
+                           "give a new --out folder for the next round.", 'exists')
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DatasetError(f"{out}: exists and is not an empty folder; nothing was written. Give a new --out folder.", 'exists')
+
+def make_round(model:str|Path,         # model.pkl written by `train`, or the folder holding it
+               pool:str|Path,          # folder of unlabelled images (or a dataset folder holding images/)
+               data:str|Path,          # the dataset folder the round will be added to: its images are left out
+               out:str|Path,           # the round folder to write: images/, masks/, confidence/, round.json
+               n:int=10,               # how many images to put in the round (the least confident)
+               score:str=DEFAULT_SCORE, # the score to rank by, one of `SCORES`
+               tta:str='none',         # test-time augmentation when scoring: 'none', 'flips' or 'all'
+               progress:bool=False,    # a line per tenth of the images in a log, a bar in a terminal
+              ) -> dict:
+    "Put the `n` least-confident images of `pool` not yet in `data` in a round folder, with the model's masks to correct."
+    out, data, model_file = Path(out), Path(data), _model_file(model)
+    _refuse_round_folder(out)
+    if n < 1: raise UserError(f"n={n}: a round needs at least one image.")
+    if not model_file.is_file(): raise FileNotFoundError(f"{model_file}: no model there. Train one with `segment-lib train`.")
+    files = folder_files(pool, IMAGE_EXTS, 'image')
+    known = _stems_in(data)
+    todo = {s: f for s, f in files.items() if s not in known}
+    if not todo:
+        raise UserError(f"{dataset_folder(pool)}: all {len(files)} images are already in {data}; there is nothing left to "
+                        "annotate in this pool.")
+    from segment_lib.inference import load_model, predict_image, confidence_to_uint8   # torch: only when a model runs
+    learn = load_model(model_file)
+    codes = learn.model_info.codes
+    if (data/'codes.txt').is_file() and list(dataset_codes(data).names) != list(codes.names):
+        raise DatasetError(f"{data}: its classes ({', '.join(dataset_codes(data).names)}) are not the model's "
+                           f"({', '.join(codes.names)}); use a model trained on this dataset.")
+    table = score_images(learn, todo, score, tta, progress).head(n)
+    out.resolve().parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', suffix='.partial', dir=out.resolve().parent))
+    os.chmod(stage, 0o777 & ~_umask())                       # mkdtemp makes 0700 folders; give what mkdir would
+    try:                                                     # build the whole round aside, then give it its name
+        entries = []
+        for r in table.itertuples(index=False):
+            src = todo[r.image]
+            copy_image(src, stage/'images'/src.name)
+            pred = predict_image(learn, src, keep_probs=False, tta=tta)
+            mask = save_mask(pred.mask, stage/'masks'/f'{r.image}.png', palette=class_palette(codes))
+            save_image(confidence_to_uint8(pred.confidence), stage/'confidence'/f'{r.image}.png')
+            entries.append(dict(image=r.image, file=src.name, start_mask_sha256=file_sha256(mask),
+                                **{k: round(float(getattr(r, k)), 4) for k in SCORES}))
+        write_codes(codes, stage/'codes.txt')
+        record = dict(format=1, id=uuid.uuid4().hex, created=datetime.now(timezone.utc).isoformat(timespec='seconds'),
+                      model=_model_record(model_file), pool=str(dataset_folder(pool).resolve()), data=str(data.resolve()),
+                      score=score, tta=tta, pool_images=len(files), candidates=len(todo), images=entries)
+        _write_json(stage/ROUND_FILE, record)
+        _refuse_round_folder(out)                            # still free? (another run may have taken it meanwhile)
+        if out.is_dir(): out.rmdir()                         # an empty folder: the rename takes its place
+        os.rename(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return dict(round=str(out), id=record['id'], images=len(entries), candidates=len(todo), pool_images=len(files),
+                score=score, queue=[{k: e[k] for k in ('image', score)} for e in entries])
+
+def read_round(round_dir:str|Path, # a round folder written by `make_round`
+              ) -> dict:
+    "The record of a round (`round.json`), or a `DatasetError` saying why there is none."
+    p = Path(round_dir)/ROUND_FILE
+    if not p.is_file():
+        raise DatasetError(f"{round_dir}: not a round folder (no {ROUND_FILE}). Make one with `segment-lib round MODEL POOL "
+                           "DATA --out ROUND`.", 'round')
+    try: return json.loads(p.read_text())
+    except ValueError as e: raise DatasetError(f"{p}: unreadable ({e}).", 'round') from e
+
+# %% ../nbs/08_hitl.ipynb #91a1b73a
+def _fsync_dir(path:Path):
+    "Flush a folder's entries (new names, renames) to disk, where the system allows it."
+    try: fd = os.open(path, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
+def exchange_paths(a:str|Path, # a file or folder
+                   b:str|Path, # another one, on the same file system
+                  ) -> bool:
+    "Swap two names in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the system or file system cannot."
+    if not sys.platform.startswith('linux'): return False
+    try: fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError): return False          # C library older than glibc 2.28
+    fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint], ctypes.c_int
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0: return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP): return False   # e.g. some network file systems
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+def _copy_synced(src:Path, dst:Path):
+    "Copy a file's bytes to a new file, flushed to disk."
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    _copy_hashing(src, dst)
+    os.chmod(dst, 0o666 & ~_umask())
+
+def link_tree(src:str|Path, # folder to mirror
+              dst:str|Path, # new folder: the same tree, every file a hard link (a copy where links are impossible)
+             ) -> int:
+    "Mirror a folder with hard links: the same files at no cost in space or time; return the number of files."
+    src, dst, n = Path(src), Path(dst), 0
+    for root, dirs, files in os.walk(src):
+        r = Path(root); d = dst/r.relative_to(src)
+        d.mkdir(exist_ok=True); shutil.copymode(r, d)
+        for name in [x for x in dirs if (r/x).is_symlink()] + files:
+            s, t = r/name, d/name
+            if s.is_symlink(): os.symlink(os.readlink(s), t)
+            else:
+                try: os.link(s, t)
+                except OSError: shutil.copy2(s, t)          # a file system without hard links (FAT, some shares)
+                n += 1
+        dirs[:] = [x for x in dirs if not (r/x).is_symlink()]
+    return n
+
+def _tree_signature(folder:Path) -> dict:
+    "relative path -> (inode, size, modification time) of every file under `folder`: what `link_tree` saw."
+    sig = {}
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            st = os.lstat(Path(root)/name)
+            sig[os.path.relpath(Path(root)/name, folder)] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return sig
+
+# %% ../nbs/08_hitl.ipynb #78da7380
+HISTORY = 'history.jsonl'   # DATA/history.jsonl: one JSON line per accepted round
+
+def _crash_point(step:str):
+    "Testing hook: die here, as from `kill -9`, when SEGMENT_LIB_CRASH_AT names this step."
+    if os.environ.get('SEGMENT_LIB_CRASH_AT') == step: os.kill(os.getpid(), signal.SIGKILL)
+
+def _accept_paths(data:Path, rid:str) -> tuple:
+    "(stage, ready marker, old) beside DATA for the accept of round `rid`: hidden names in DATA's parent."
+    base = f'.{data.name}.accept-{rid[:12]}'
+    return data.parent/f'{base}.new', data.parent/f'{base}.ready', data.parent/f'{base}.old'
+
+def accepted_rounds(data:str|Path, # dataset folder
+                   ) -> list:
+    "The records of `DATA/history.jsonl`, oldest first (lines that cannot be read are skipped)."
+    h = Path(data)/HISTORY
+    rows = []
+    for line in (h.read_text().splitlines() if h.is_file() else []):
+        try: rows.append(json.loads(line))
+        except ValueError: continue
+    return rows
+
+@contextlib.contextmanager
+def _folder_lock(folder:Path):
+    "Hold an exclusive lock on a folder while accepting (released by the system if the process dies)."
+    try: import fcntl
+    except ImportError: yield; return                        # no advisory locks (Windows): one accept at a time, please
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally: os.close(fd)
+
+def _recover(data:Path, rid:str) -> bool:
+    "Finish or undo an accept of round `rid` cut short; return whether `data` holds that round."
+    stage, ready, old = _accept_paths(data, rid)
+    if not data.exists():                                    # cut between the two renames of the fallback
+        if ready.exists() and stage.is_dir(): os.rename(stage, data)      # the new state was complete: finish
+        elif old.is_dir(): os.rename(old, data)
+        else: return False
+        _fsync_dir(data.parent)
+    done = any(r.get('round') == rid for r in accepted_rounds(data))
+    for leftover in (stage, old):                            # the old state after the swap, or a stage never swapped in
+        if leftover.exists(): shutil.rmtree(leftover)
+    ready.unlink(missing_ok=True)
+    return done
+
+def _validated_pairs(round_dir:Path, data:Path) -> list:
+    "The round's (image, mask) pairs, checked as `check` checks a dataset, with DATA's classes; none may be in DATA yet."
+    codes = dataset_codes(data) if (data/'codes.txt').is_file() else dataset_codes(round_dir)
+    try: pairs = check_dataset(round_dir, codes).pairs
+    except DatasetError as e:
+        raise DatasetError(f"{round_dir}: the corrected masks cannot be accepted yet; nothing was added to {data}. Fix "
+                           f"these files and run accept again:\n{e}", 'round') from None
+    if not pairs: raise DatasetError(f"{round_dir}: no image/mask pairs to accept; nothing was added.", 'round')
+    known = _stems_in(data)
+    clash = [m for i, m in pairs if i.stem in known]
+    if clash:
+        raise DatasetError(f"{data}: already holds {len(clash)} of this round's images (e.g. {clash[0].stem}); a round never "
+                           f"replaces a mask in the dataset, so nothing was added. Remove {', '.join(m.name for m in clash[:5])}"
+                           f"{' ...' if len(clash) > 5 else ''} and their images from the round, or edit the mask in "
+                           "the dataset itself.", 'exists')
+    return pairs
+
+def accept(round_dir:str|Path,     # round folder written by `make_round`, its masks corrected
+           data:str|Path,          # dataset folder to add the round to
+           who:str|None=None,      # who corrected the masks, for history.jsonl (default: the login name)
+           to:str|Path|None=None,  # folder for the backup taken first (default: DATA/../.segment-lib-backups)
+           progress:bool=False,    # a line per tenth of the files in a log, a bar in a terminal
+          ) -> dict:
+    "Check a round's corrected masks, back DATA up, then add the round to DATA in one atomic step, with a history line."
+    round_dir, data = Path(round_dir).resolve(), Path(data).resolve()
+    rec = read_round(round_dir)
+    if not data.is_dir() and not any(p.exists() for p in _accept_paths(data, rec['id'])):
+        raise DatasetError(f"{data}: folder not found; nothing was added. Give the dataset folder (create an empty "
+                           "one to start a dataset from this round).")
+    stage, ready, old = _accept_paths(data, rec['id'])
+    with _folder_lock(data.parent):                          # one accept into this parent at a time
+        result = dict(round=round_dir.name, id=rec['id'], data=str(data), history=str(data/HISTORY))
+        if _recover(data, rec['id']):
+            return dict(result, already=True, added=0, backup=None, images=[])
+        pairs = _validated_pairs(round_dir, data)
+        snap = backup(data, to=to, note=f'before accepting {round_dir.name}', progress=progress)
+        _crash_point('backed-up')
+        start = {e['image']: e for e in rec.get('images', [])}
+        images = []
+        for img, mask in pairs:
+            e = start.get(img.stem, {})
+            images.append(dict(image=img.stem, image_file=img.name, mask_file=mask.name,
+                               edited=file_sha256(mask) != e.get('start_mask_sha256'),
+                               **{k: e[k] for k in SCORES if k in e}))
+        line = dict(round=rec['id'], round_folder=round_dir.name, accepted=datetime.now(timezone.utc).isoformat(timespec='seconds'),
+                    who=who or _login(), images=images, score=rec.get('score'), round_created=rec.get('created'),
+                    model=rec.get('model'), backup=snap.name)
+        try:                                                 # DATA is not touched until the swap
+            link_tree(data, stage)                           # the current dataset, file by file, as hard links
+            seen = _tree_signature(data)
+            _crash_point('linked')
+            for img, mask in with_progress(pairs, progress, 'pairs'):
+                _copy_synced(img, stage/'images'/img.name)
+                _copy_synced(mask, stage/'masks'/mask.name)
+            if not (data/'codes.txt').exists() and (round_dir/'codes.txt').is_file():    # a new dataset takes the round's classes
+                _copy_synced(round_dir/'codes.txt', stage/'codes.txt')
+            old_history = (data/HISTORY).read_bytes() if (data/HISTORY).is_file() else b''
+            (stage/HISTORY).unlink(missing_ok=True)          # a new file: appending to the link would change DATA now
+            with open(stage/HISTORY, 'wb') as f:
+                f.write(old_history + (b'' if not old_history or old_history.endswith(b'\n') else b'\n')
+                        + json.dumps(line).encode() + b'\n')
+                f.flush(); os.fsync(f.fileno())
+            for root, _, _ in os.walk(stage): _fsync_dir(Path(root))
+            _crash_point('staged')
+            ready.touch(); _fsync_dir(data.parent)            # the new state is complete
+            _crash_point('ready')
+            if _tree_signature(data) != seen:
+                raise UserError(f"{data}: changed while the round was being added (another program wrote there); nothing "
+                                "was added. Run accept again.")
+            if exchange_paths(stage, data):                  # THE step: DATA goes from before to after at once
+                _fsync_dir(data.parent); _crash_point('swapped')
+            else:                                            # no atomic swap here: two renames; a re-run finishes a cut one
+                os.rename(data, old); _crash_point('moved-away')
+                os.rename(stage, data); _fsync_dir(data.parent)
+        except BaseException:
+            if not any(r.get('round') == rec['id'] for r in accepted_rounds(data)) and data.is_dir():
+                shutil.rmtree(stage, ignore_errors=True); ready.unlink(missing_ok=True)
+            raise
+        _recover(data, rec['id'])                            # remove the old state (its files live on in DATA) and the marker
+    return dict(result, already=False, added=len(pairs), backup=str(snap), images=[i['image'] for i in images],
+                edited=sum(i['edited'] for i in images))
+
+def _login() -> str:
+    try: return getpass.getuser()
+    except Exception: return 'unknown'
+
+# %% ../nbs/08_hitl.ipynb #04fad47e
+STRATEGIES = ('least-confident', 'random', 'diverse')   # how the next images to annotate are chosen
+HARD_SESSION = dict(noise=28.0, illumination=0.9, out_of_focus=0.6)   # `make_crystals` settings of the "bad session"
+
+def write_mixed_pool(out:str|Path,         # dataset folder to write: images/, masks/ (exact truth), codes.txt
+                     n:int=48,             # number of images
+                     hard_fraction:float=0.2, # share of images from the bad session (noisy, uneven light, out of focus)
+                     size:int=64,          # image side in pixels
+                     seed:int=0,           # seed of the whole pool
+                    ) -> list:
+    "Course crystals from two sessions, most ordinary and some hard (`HARD_SESSION`); return the stems of the hard ones."
+    from segment_lib.synthetic import CODES_TXT, make_crystals, sample_seed
+    out, rng = Path(out), np.random.default_rng(seed)
+    hard = set(rng.permutation(n)[:round(hard_fraction * n)].tolist())
+    for i in range(n):
+        s, name = make_crystals(size=size, seed=sample_seed(seed, i), **(HARD_SESSION if i in hard else {})), f'crystals_{i:03d}.png'
+        save_image(s.image, out/'images'/name); save_mask(s.mask, out/'masks'/name)
+    (out/'codes.txt').write_text(CODES_TXT)
+    return [f'crystals_{i:03d}' for i in sorted(hard)]
+
+def _thumbnail(path, side:int=16) -> np.ndarray:
+    "A small grey thumbnail of an image, standardised: a cheap description of what an image looks like."
+    from PIL import Image
+    with Image.open(path) as im: a = np.asarray(im.convert('L').resize((side, side), Image.BILINEAR), np.float32).ravel()
+    return (a - a.mean()) / (a.std() + 1e-6)
+
+def choose_images(strategy:str,     # one of `STRATEGIES`
+                  table:pd.DataFrame, # `score_images` of the candidates, least confident first
+                  files:dict,       # stem -> image file of the candidates
+                  k:int,            # how many to choose
+                  rng:np.random.Generator, # for 'random'
+                 ) -> list:
+    "The stems of the next `k` images to annotate: least confident first, at random, or unsure but unlike each other."
+    if strategy == 'least-confident': return list(table.image[:k])
+    if strategy == 'random': return list(rng.choice(sorted(files), min(k, len(files)), replace=False))
+    if strategy != 'diverse': raise UserError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+    cands = list(table.image[:3 * k])                        # the unsure ones, then spread out among them
+    feats = np.stack([_thumbnail(files[s]) for s in cands])
+    chosen, dist = [0], np.linalg.norm(feats - feats[0], axis=1)
+    while len(chosen) < min(k, len(cands)):
+        nxt = int(np.argmax(dist)); chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(feats - feats[nxt], axis=1))
+    return [cands[i] for i in chosen]
+
+def _fit_small(pairs:list, seed:int, epochs:int, min_steps:int, bs:int, base_width:int, depth:int):
+    "Train a small U-Net from scratch on `pairs`, all of them (no validation split): at least `min_steps` steps."
+    from fastai.vision.all import set_seed
+    from segment_lib.learner import seg_learner, segmentation_dls
+    set_seed(seed, reproducible=True)
+    dls = segmentation_dls(pairs=pairs, bs=bs, valid_pct=0.0, seed=seed)
+    learn = seg_learner(dls, 'unet', base_width=base_width, depth=depth)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(max(epochs, -(-min_steps // len(dls.train))), 3e-3)
+    return learn
+
+def active_learning_run(pool:str|Path,     # dataset folder: the images to choose from, with their true masks
+                        heldout:str|Path,  # dataset folder scored after every round (never chosen from)
+                        strategies:tuple=STRATEGIES, # how to choose, see `STRATEGIES`
+                        seeds:tuple=(0, 1, 2), # one run per seed: first labelled images and initialisation
+                        start:int=4,       # labelled images before the first round (the same for every strategy)
+                        k:int=4,           # images annotated per round
+                        rounds:int=4,      # rounds after the first training
+                        epochs:int=15,     # training epochs (steps grow with the labelled set, as when retraining) ...
+                        min_steps:int=24,  # ... and at least this many steps: the same recipe for every strategy
+                        bs:int=4,          # batch size
+                        base_width:int=8,  # U-Net width
+                        depth:int=3,       # U-Net poolings
+                        hard:list|None=None, # stems of the pool's hard images, to count how many each strategy picks
+                        heldout_hard:list|None=None, # stems of the held-out hard images, also scored on their own
+                        progress:bool=False, # a line per run
+                       ) -> pd.DataFrame:
+    "Simulated annotation rounds (the truth plays the annotator): held-out Dice against the number of annotated images."
+    from segment_lib.learner import evaluate
+    from segment_lib.data import find_pairs
+    pairs, held, hard = {i.stem: (i, m) for i, m in find_pairs(pool)}, find_pairs(heldout), set(hard or [])
+    held_hard = [(i, m) for i, m in held if i.stem in set(heldout_hard or [])]
+    def score(learn):
+        s = dict(dice=evaluate(learn, pairs=held, progress=False)['foreground_dice'])
+        if held_hard: s['dice_hard'] = evaluate(learn, pairs=held_hard, progress=False)['foreground_dice']
+        return s
+    rows = []
+    for seed in seeds:
+        first = sorted(np.random.default_rng(seed).choice(sorted(pairs), start, replace=False).tolist())
+        fit = lambda stems: _fit_small([pairs[s] for s in stems], seed, epochs, min_steps, bs, base_width, depth)
+        learn0 = fit(first)                                  # round 0 is the same for every strategy
+        dice0 = score(learn0)
+        for strategy in strategies:
+            labelled, learn, dice, rng = list(first), learn0, dice0, np.random.default_rng(seed + 1)
+            for r in range(rounds + 1):
+                rows.append(dict(strategy=strategy, seed=seed, round=r, labelled=len(labelled), **dice,
+                                 hard=sum(s in hard for s in labelled)))
+                if r == rounds: break
+                rest = {s: pairs[s][0] for s in pairs if s not in labelled}
+                table = score_images(learn, rest) if strategy != 'random' else None
+                labelled += choose_images(strategy, table, rest, k, rng)
+                learn = fit(labelled)
+                dice = score(learn)
+            if progress: print(f"seed {seed} {strategy}: Dice {rows[-1]['dice']:.3f} with {len(labelled)} images", flush=True)
+    return pd.DataFrame(rows)
+
+def annotations_to_reach(curves:pd.DataFrame, # `active_learning_run` rows
+                         target:float,        # held-out Dice to reach
+                         score:str='dice',    # column: 'dice' (all held-out images) or 'dice_hard'
+                        ) -> pd.Series:
+    "Per strategy: the fewest annotated images whose mean Dice over seeds reaches `target` (NaN: never reached)."
+    mean = curves.groupby(['strategy', 'labelled'])[score].mean().reset_index()
+    return mean[mean[score] >= target].groupby('strategy').labelled.min().reindex(curves.strategy.unique())
+
+def plot_learning_curves(curves:pd.DataFrame, # `active_learning_run` rows
+                         scores:tuple=('dice', 'dice_hard'), # columns, one panel each
+                         titles:tuple=('all held-out images', 'held-out images of the hard session'), # panel titles
+                         dpi:int=80,           # resolution
+                        ):
+    "Held-out Dice against annotated images: the mean over seeds per strategy, with the min-max spread shaded."
+    import matplotlib.pyplot as plt
+    scores = [s for s in scores if s in curves]
+    fig, axs = plt.subplots(1, len(scores), figsize=(4.5 * len(scores), 3.8), dpi=dpi, squeeze=False)
+    for ax, score, title in zip(axs[0], scores, titles):
+        for strategy, g in curves.groupby('strategy', sort=False):
+            s = g.groupby('labelled')[score].agg(['mean', 'min', 'max'])
+            ax.plot(s.index, s['mean'], marker='o', label=f"{strategy} ({g.seed.nunique()} seeds)")
+            ax.fill_between(s.index, s['min'], s['max'], alpha=0.2)
+        ax.set_title(title, fontsize=10); ax.set_xlabel('annotated images'); ax.grid(alpha=0.3)
+    axs[0, 0].set_ylabel('foreground Dice (mean; band: min to max)'); axs[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -20,7 +20,8 @@ from torch import nn
 from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossFlat, DiceLoss, unet_learner,
                                set_seed, Normalize, params, Callback, Recorder, DataBlock, TransformBlock, RandomSplitter,
                                PILImage, PILMask, AddMaskCodes, Resize, RandomCrop, imagenet_stats, IntToFloatTensor,
-                               ValueMetric, ItemTransform, TensorImage, TensorMask, TfmdDL, MixedPrecision)
+                               ValueMetric, ItemTransform, TensorImage, TensorMask, TfmdDL, MixedPrecision,
+                               CancelTrainException, CancelFitException)
 
 from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, dataset_codes, find_pairs,
                               image_to_rgb, image_size, read_image, read_mask, with_progress)
@@ -38,8 +39,8 @@ __all__ = ['PATCH', 'LOSSES', 'RESNETS', 'ARCHS', 'ImageReader', 'MaskReader', '
            'dls_model_info', 'seg_learner', 'scores_from_confusion', 'evaluate', 'train_pairs', 'valid_pairs',
            'export_learner', 'refuse_untrainable', 'calibrate', 'plot_training', 'whole_image_scores',
            'WholeImageScores', 'cpu_has_bf16', 'CPUMixedPrecision', 'mixed_precision_callbacks', 'default_minutes',
-           'seconds_per_step', 'plan_budget', 'CheckpointBest', 'LogProgress', 'stop_on_sigterm', 'class_weights_for',
-           'three_class_dataset', 'train']
+           'seconds_per_step', 'plan_budget', 'CheckpointBest', 'LogProgress', 'KeepToBudget', 'stop_on_sigterm',
+           'class_weights_for', 'three_class_dataset', 'train']
 
 # %% ../nbs/04_learner.ipynb #3a63393c
 class ImageReader:
@@ -571,6 +572,19 @@ class LogProgress(Callback):
               f"left; train loss {row['train_loss']:.3f}, valid loss {row['valid_loss']:.3f}" + (f", {scores}" if scores else ''),
               flush=True)
 
+class KeepToBudget(Callback):
+    "Keep a fit within a deadline: the one-cycle schedule follows the clock when it runs behind its steps, and stops on time."
+    order = 55                      # before the schedule reads `pct_train` (60); after the checkpoint of an epoch (51)
+    def __init__(self, deadline:float): self.deadline, self.stopped_early = deadline, False   # `time.time()` to stop by
+    def before_fit(self): self.start = time.time()
+    def before_batch(self):
+        if not self.training: return
+        clock = (time.time() - self.start) / max(self.deadline - self.start, 1e-6)
+        if clock >= 1: self.stopped_early = True; raise CancelTrainException()   # validate this epoch, then stop
+        self.learn.pct_train = max(self.pct_train, clock)     # a slower machine anneals sooner, never later
+    def after_epoch(self):
+        if self.stopped_early: raise CancelFitException()
+
 def _interrupt(signum, frame): raise KeyboardInterrupt(f'signal {signum}')
 
 @contextlib.contextmanager
@@ -686,7 +700,8 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
                     base_width=base_width if arch == 'unet' else None, depth=depth if arch == 'unet' else None,
                     parameters=count_parameters(learn.model))
     checkpoint = CheckpointBest(out/'model.pkl')
-    cbs = precision + [scorer, checkpoint] + ([LogProgress(plan['steps'], t0, minutes * 60 if minutes else None)] if show_progress else [])
+    keeper = KeepToBudget(t0 + minutes * 60 - 3.5 * plan['seconds_per_validation']) if minutes is not None else None
+    cbs = precision + [scorer, checkpoint] + ([keeper] if keeper else []) + ([LogProgress(plan['steps'], t0, minutes * 60 if minutes else None)] if show_progress else [])
     try:
         with learn.no_bar(), learn.no_logging(), stop_on_sigterm():   # our one line per epoch instead of fastai's bar
             if arch != 'unet' and (pretrained or weights): learn.fine_tune(max(epochs - 1, 1), base_lr=lr, freeze_epochs=1, cbs=cbs)
@@ -698,6 +713,8 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
                       epochs=_epoch_table(learn), seconds=round(time.time() - t0, 1), machine=_machine())
         atomic_write(out/'report.json', lambda tmp: tmp.write_text(json.dumps(report, indent=2)), overwrite=True)
         raise
+    plan['steps_done'] = int(learn.train_iter)
+    if keeper and keeper.stopped_early: plan['stopped_on_time'] = True      # the machine ran slower than measured
     calibration = calibrate(learn, valid_pairs(dls), summary.codes)
     learn.model_info.temperature = calibration['temperature']   # so that a confidence of 0.9 means about 90% right
     export_learner(learn, out/'model.pkl')                # save the work before anything else can fail

@@ -3,7 +3,7 @@ import json, shutil
 import numpy as np, pytest
 from PIL import Image
 from segment_lib.data import save_mask, read_mask_array
-from conftest import run_cli, run_cli_process, shared_dataset
+from conftest import ROOT, run_cli, run_cli_process, shared_dataset
 
 def first_stem(data):
     return sorted((data/'images').iterdir())[0].stem
@@ -86,6 +86,21 @@ def test_train_then_evaluate_course_data(cells, tmp_path):
     assert scores['images'] == 40
     for k in ('dice', 'iou', 'precision', 'recall'): assert scores['per_class']['object'][k] is not None
     assert 0 <= scores['pixel_accuracy'] <= 1
+    assert scores['objects']['true'] > 0 and 0 <= scores['objects']['f1'] <= 1 and '0.75' in scores['objects']['ap']
+    assert scores['object_settings']['min_size'] == 16
+    assert 'were used to train this model' in r.stderr and len(scores['warnings']) == 1   # all 40: 32 of them trained it
+    assert 'F1' in r.stdout and 'matched' in r.stdout
+
+
+def test_evaluate_three_class_model_scores_objects(tmp_path):
+    "A model trained with --instances is scored on instances: pixels as object vs background, objects by IoU."
+    out = tmp_path/'m'
+    r = run_cli('train', ROOT/'data'/'cells', '--out', out, '--instances', '--steps', '2', '--base-width', '4', '--depth', '3')
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_cli('evaluate', out, ROOT/'data'/'cells', '--out', tmp_path/'s.json')
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads((tmp_path/'s.json').read_text())
+    assert s['images'] == 40 and s['pixel']['compared'] == 'object vs background' and s['objects']['true'] > 300
 
 def test_offline_pretrained_message(cells, tmp_path, monkeypatch):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path/'empty_torch_cache'))
@@ -146,3 +161,13 @@ def test_predict_and_measure_commands(cells, tmp_path):
     assert (tmp_path/'objects.csv').read_text().splitlines()[0].startswith('image,')
     r = run_cli('measure', tmp_path/'pred'/'masks', '--out', tmp_path/'objects.csv')
     assert r.returncode == 2 and 'already exists' in r.stderr
+
+def test_rank_round_accept_help():
+    "The annotation-loop commands take their arguments from rank, make_round and accept (08_hitl)."
+    for command, parts in [('rank', ['MODEL IMAGES', '--out OUT', '--sheet SHEET', 'mean_confidence', '(default: 6)']),
+                           ('round', ['MODEL POOL DATA', '--out OUT', '--n N', '(default: 10)']),
+                           ('accept', ['ROUND DATA', '--who WHO', '--to TO'])]:
+        r = run_cli_process(command, '--help')
+        text = ' '.join(r.stdout.split())
+        assert r.returncode == 0, r.stderr
+        for part in parts: assert part in text, (command, part)

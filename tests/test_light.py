@@ -34,7 +34,7 @@ def test_version_and_help_defaults():
     assert r.returncode == 0 and r.stdout.startswith('segment-lib ')
     r = run_cli_process('train', '--help')
     text = ' '.join(r.stdout.split())
-    for part in ['time budget, everything included; default: 10 on a CPU, 3 on a GPU (default: not set)', 'batch size (default: 8)', 'number of poolings (default: 4)',
+    for part in ['--minutes MINUTES time budget, everything included; default: 10 on a CPU, 3 on a GPU', 'batch size (default: 8)', 'number of poolings (default: 4)',
                  'held out for validation (default: 0.2)', '{ce,dice,ce+dice,focal}']:
         assert part in text, part
 
