@@ -492,7 +492,12 @@ class CPUMixedPrecision(Callback):
     def before_batch(self): self._ctx = torch.autocast('cpu', dtype=torch.bfloat16); self._ctx.__enter__()
     def after_pred(self): self.learn.pred = self.pred.float()
     def after_loss(self): self._close()
+    # a cancelled batch, epoch or fit can skip `after_loss`: close the autocast there too, or it would stay on afterwards
     def after_cancel_batch(self): self._close()
+    def after_cancel_train(self): self._close()
+    def after_cancel_validate(self): self._close()
+    def after_cancel_epoch(self): self._close()
+    def after_fit(self): self._close()
     def _close(self):
         if getattr(self, '_ctx', None) is not None: self._ctx.__exit__(None, None, None); self._ctx = None
 
@@ -582,6 +587,7 @@ class KeepToBudget(Callback):
         clock = (time.time() - self.start) / max(self.deadline - self.start, 1e-6)
         if clock >= 1: self.stopped_early = True; raise CancelTrainException()   # validate this epoch, then stop
         self.learn.pct_train = max(self.pct_train, clock)     # a slower machine anneals sooner, never later
+    def after_cancel_train(self): self.recorder.cancel_train = False   # the epoch's training loss still goes in its row
     def after_epoch(self):
         if self.stopped_early: raise CancelFitException()
 
@@ -707,6 +713,8 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
             if arch != 'unet' and (pretrained or weights): learn.fine_tune(max(epochs - 1, 1), base_lr=lr, freeze_epochs=1, cbs=cbs)
             else: learn.fit_one_cycle(epochs, lr, cbs=cbs)
     except KeyboardInterrupt:                                # Ctrl-C or SIGTERM: keep what was learnt, say where it is
+        for cb in precision:
+            if isinstance(cb, CPUMixedPrecision): cb._close()    # an interrupted batch never reached `after_loss`
         stopped = dict(after_epochs=len(learn.recorder.values), model_from_epoch=checkpoint.saved_epoch,
                        chosen_by=checkpoint.monitor, score=None if checkpoint.saved_epoch is None else round(checkpoint.best, 4))
         report = dict(data=summary.to_dict(), settings=settings, plan=plan, model=learn.model_info.to_dict(), stopped=stopped,

@@ -72,7 +72,10 @@ def test_minutes_budget_plans_from_measured_speed(tmp_path, capsys):
     rep = train(ROOT/'data'/'cells', tmp_path/'m', minutes=0.5, base_width=8, depth=3)
     plan, out = rep['plan'], capsys.readouterr().out
     assert plan['seconds_per_step'] > 0 and plan['steps'] >= plan['epochs'] >= 1 and 'untrained' in plan
-    assert 'to fill 0.5 min' in out and f"epoch {plan['epochs']}/{plan['epochs']}: step {plan['steps']}/{plan['steps']}" in out
+    assert 'to fill 0.5 min' in out and f"epoch {plan['epochs']}/{plan['epochs']}: step " in out   # the last epoch may end early
+    assert 0 < plan['steps_done'] <= plan['steps']
+    import torch
+    assert not torch.is_autocast_enabled('cpu')                         # bfloat16 autocast (when used) was closed
 
 
 @pytest.mark.parametrize('encoding', ['0/255', 'palette', 'rgb', 'instance'])

