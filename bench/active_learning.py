@@ -19,25 +19,17 @@ Prints a markdown entry and appends it (dated, with the machine) to bench/RESULT
 Run from the repository root:  OMP_NUM_THREADS=1 .venv/bin/python bench/active_learning.py   (about 12 minutes on 1 core with --control)
 """
 from __future__ import annotations
-import argparse, datetime, os, platform, shlex, sys, tempfile, time, warnings
+import argparse, datetime, os, shlex, sys, tempfile, time, warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
+from train_throughput import cpu_model, usable_cores  # noqa: E402  (one CPU description for every benchmark)
 from segment_lib.hitl import (STRATEGIES, active_learning_run, annotations_to_reach, plot_learning_curves,  # noqa: E402
                               write_mixed_pool)
-
-
-def cpu_model() -> str:
-    "The CPU model name from /proc/cpuinfo (or platform.processor() elsewhere)."
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): return line.split(':', 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or 'unknown CPU'
 
 
 def table(curves:pd.DataFrame) -> str:
@@ -79,7 +71,7 @@ def main():
     target = float(final.dice.mean().get('random', np.nan))
     reach = annotations_to_reach(curves, target)
     lines = [f"## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: active learning (`bench/active_learning.py`)", '',
-             f"- machine: {cpu_model()}, {len(os.sched_getaffinity(0))} usable cores, CPU only; torch threads "
+             f"- machine: {cpu_model()}, {usable_cores()} usable cores, CPU only; torch threads "
              f"{torch.get_num_threads()} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); load average before {load0:.2f}",
              f"- pool: {a.pool} course crystals at 64 px, {len(hard)} from the hard session ({a.hard:.0%}); held-out: {a.heldout}, "
              f"{len(held_hard)} hard; start {a.start} random images per seed, +{a.k} per round, {a.rounds} rounds, "
