@@ -81,11 +81,19 @@ def main(argv=None):
              f"{load_before[0]:.2f} / {os.getloadavg()[0]:.2f}" + (f"; {a.note}" if a.note else ''),
              f"- split: the 150 images sorted by name, first 120 to train (24 of them held out by train for validation), last "
              f"{n_test} to test; seed {a.seed}; budget `--minutes {a.minutes:g}`" + (f" plus `{' '.join(a.train_args)}`" if a.train_args else ''),
-             f"- training: {wall:.0f} s wall (command), {report['plan']['steps']} steps of {report['settings']['bs']} patches of "
+             f"- training: {wall:.0f} s wall (command), {report['plan'].get('steps_done', report['plan']['steps'])} steps of {report['settings']['bs']} patches of "
              f"{report['plan']['patch']} px; prediction of the {n_test} test images: {predict_s:.0f} s",
              "", "| objects from | F1 @0.5 | AP @0.5 | AP @0.75 | true | predicted | splits | merges |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {k} | {v['f1']} | {v['ap50']} | {v['ap75']} | {v['true']} | {v['pred']} | {v['splits']} | {v['merges']} |"
               for k, v in rows.items()]
+    per_image = json.loads((work/'scores-0.json').read_text())['per_image']
+    worst = sorted(per_image, key=lambda r: r['objects']['tp'] - r['objects']['true'])[:4]
+    st = report['settings']
+    lines += ["", f"- train settings: boundary width {st.get('boundary_width')}, border weight {st.get('border_weight')}, inverted "
+              f"patches {st['augment']['invert'] if st['augment'] else 0}, loss {st['loss']}, U-Net width {st['base_width']} depth "
+              f"{st['depth']}; torch threads {report['machine']['cpu_threads']}; {report['plan'].get('steps_done')} steps done",
+              "- most true objects missed (three-class): " + '; '.join(
+                  f"{r['name'][:8]} ({r['objects']['true']} true, {r['objects']['tp']} found, {r['objects']['merges']} merges)" for r in worst)]
     lines += ["", f"- command: `bench/dsb_instances.py {' '.join(argv if argv is not None else sys.argv[1:])}`"]
     text = '\n'.join(lines) + '\n'
     print(text)

@@ -66,7 +66,7 @@ def main(argv=None):
         wall = run([exe, 'train', str(train_dir), '--out', str(out), '--seed', str(seed), *a.train_args])
         run([exe, 'evaluate', str(out), str(test_dir), '--out', str(out/'test.json')])
         test, report = json.loads((out/'test.json').read_text()), json.loads((out/'report.json').read_text())
-        rows.append(dict(seed=seed, wall_s=round(wall, 1), steps=report['plan']['steps'], patch=report['plan']['patch'],
+        rows.append(dict(seed=seed, wall_s=round(wall, 1), steps=report['plan'].get('steps_done', report['plan']['steps']), patch=report['plan']['patch'],
                          s_per_step=report['plan'].get('seconds_per_step'), accuracy=test['pixel_accuracy'],
                          membrane_dice=test['per_class']['background']['dice'], cell_dice=test['per_class']['object']['dice']))
         print(rows[-1], flush=True)

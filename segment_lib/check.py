@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from .data import (DEFAULT_CODES, IMAGE_EXTS, MASK_EXTS, Codes, DatasetError, dataset_codes, decode_mask,
-                              files_by_stem, find_pairs, read_image, read_mask_array, is_palette, with_progress)
+                              files_by_stem, find_pairs, image_to_grey, read_image, read_mask_array, is_palette, with_progress)
 
 # %% auto #0
-__all__ = ['MASK_FIXES', 'MIN_TRAIN_SIDE', 'Problem', 'inspect_mask', 'DatasetSummary', 'dataset_notes', 'check_dataset']
+__all__ = ['MASK_FIXES', 'MIN_TRAIN_SIDE', 'CONTRAST_MARGIN', 'Problem', 'inspect_mask', 'DatasetSummary', 'describe_contrast',
+           'object_contrast', 'dataset_notes', 'check_dataset']
 
 # %% ../nbs/00b_check.ipynb #9ead4f00
 @dataclass
@@ -77,6 +78,13 @@ class DatasetSummary:
     mask_encodings: Counter = field(default_factory=Counter) # '0/255', 'instance', ... -> count
     class_pixels: np.ndarray = None                          # pixel count per class
     notes: list = field(default_factory=list)                # non-blocking `Problem`s: usable, but worth knowing
+    contrast: Counter = field(default_factory=Counter)       # 'brighter', 'darker', 'unclear', 'no objects': objects vs background, per image
+
+    @property
+    def mixed_contrast(self) -> bool:
+        "Objects are clearly brighter than the background in some images and darker in others (each at least 5% of them)."
+        b, d = self.contrast.get('brighter', 0), self.contrast.get('darker', 0)
+        return min(b, d) >= max(1, 0.05 * (b + d))
 
     @property
     def class_fractions(self): return dict(zip(self.codes.names, (self.class_pixels / max(1, self.class_pixels.sum())).round(4).tolist()))
@@ -92,14 +100,20 @@ class DatasetSummary:
                 f"  image sizes (HxW): {sizes}\n"
                 f"  image types: {', '.join(f'{k} ({n})' for k, n in self.image_types.items())}\n"
                 f"  mask encodings: {', '.join(f'{k} ({n})' for k, n in self.mask_encodings.items())}\n"
-                f"  classes: {fr}{notes}")
+                f"  classes: {fr}" + (f"\n  objects vs background: {describe_contrast(self.contrast)}" if self.contrast else '')
+                + notes)
 
     def to_dict(self):
         "JSON-friendly version for reports."
         return dict(data_dir=self.data_dir, pairs=len(self.pairs), classes=self.codes.names,
                     image_sizes={f'{h}x{w}': n for (h, w), n in self.image_sizes.items()},
                     image_types=dict(self.image_types), mask_encodings=dict(self.mask_encodings),
-                    class_fractions=self.class_fractions, notes=dict(Counter(p.kind for p in self.notes)))
+                    class_fractions=self.class_fractions, contrast=dict(self.contrast), notes=dict(Counter(p.kind for p in self.notes)))
+
+def describe_contrast(contrast:Counter, # `DatasetSummary.contrast`
+                     ) -> str:
+    "How many images have objects brighter or darker than their background, in words."
+    return ', '.join(f"{k} in {n} image{'s' if n > 1 else ''}" for k, n in contrast.most_common())
 
 def _image_type(arr):
     kind = {2: 'grey', 3: {1: 'grey', 2: 'grey+alpha', 3: 'RGB', 4: 'RGBA'}}
@@ -108,6 +122,17 @@ def _image_type(arr):
 
 # %% ../nbs/00b_check.ipynb #7d145ded
 MIN_TRAIN_SIDE = 16   # pixels: smaller images shrink to nothing in a U-Net's poolings; `train` refuses them
+CONTRAST_MARGIN = 0.02  # objects and background whose mean grey values differ less than this (of the full range) are 'unclear'
+
+def object_contrast(image:np.ndarray,   # image as read by `read_image`
+                    classes:np.ndarray, # its mask as class indices (0 = background)
+                   ) -> str:
+    "Whether the objects (classes above 0) are on average 'brighter' or 'darker' than the background, 'unclear', or 'no objects'."
+    fg = np.asarray(classes) > 0
+    if not fg.any() or fg.all(): return 'no objects'
+    grey = image_to_grey(image)
+    diff = grey[fg].mean() - grey[~fg].mean()
+    return 'unclear' if abs(diff) < CONTRAST_MARGIN else 'brighter' if diff > 0 else 'darker'
 
 def dataset_notes(summary:DatasetSummary, # what `check_dataset` read
                  ) -> list:
@@ -129,6 +154,11 @@ def dataset_notes(summary:DatasetSummary, # what `check_dataset` read
                              "Every image is read as RGB, grey ones with their grey value in all three channels, so the model "
                              "sees colour on some images only. If colour matters, convert all images to one kind.",
                              blocking=False))
+    if summary.mixed_contrast:
+        notes.append(Problem('mixed_contrast', f"{where}: the objects are brighter than the background in some images and darker "
+                             f"in others ({describe_contrast(summary.contrast)}), as when fluorescence and brightfield images are "
+                             "mixed. `train` then inverts the intensities of half the training patches, so the model learns both "
+                             "kinds.", blocking=False))
     return notes
 
 # %% ../nbs/00b_check.ipynb #3fc2f7c4
@@ -168,6 +198,7 @@ def check_dataset(data_dir:str|Path,       # dataset folder holding images/, mas
         if encoding is not None:
             summary.mask_encodings[encoding] += 1
             summary.class_pixels += np.bincount(mask.ravel(), minlength=len(codes))[:len(codes)]
+            if img is not None and img.shape[:2] == mask.shape: summary.contrast[object_contrast(img, mask)] += 1
     summary.notes += dataset_notes(summary)
     if problems:
         head = f"{data_dir}: {len(problems)} problem{'s' if len(problems) > 1 else ''} found; nothing was changed.\n  - "

@@ -25,7 +25,7 @@ from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossF
 
 from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, dataset_codes, find_pairs,
                               image_to_rgb, image_size, read_image, read_mask, with_progress)
-from .check import check_dataset, MIN_TRAIN_SIDE
+from .check import check_dataset, MIN_TRAIN_SIDE, describe_contrast
 from .instances import convert_masks
 from .unet import UNet, count_parameters
 from .inference import predict_probs
@@ -33,14 +33,14 @@ from .confidence import softmax, fit_temperature, expected_calibration_error
 from .metrics import PIXEL_SCORES, confusion_matrix, pixel_scores
 
 # %% auto #0
-__all__ = ['PATCH', 'LOSSES', 'RESNETS', 'ARCHS', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo', 'choose_patch',
-           'crops_per_image', 'Augmentation', 'SegAugment', 'PatchDL', 'segmentation_datablock', 'segmentation_dls',
-           'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable', 'unet_splitter',
-           'dls_model_info', 'seg_learner', 'scores_from_confusion', 'evaluate', 'train_pairs', 'valid_pairs',
-           'export_learner', 'refuse_untrainable', 'calibrate', 'plot_training', 'whole_image_scores',
-           'WholeImageScores', 'cpu_has_bf16', 'CPUMixedPrecision', 'mixed_precision_callbacks', 'default_minutes',
-           'seconds_per_step', 'plan_budget', 'CheckpointBest', 'LogProgress', 'KeepToBudget', 'stop_on_sigterm',
-           'class_weights_for', 'three_class_dataset', 'train']
+__all__ = ['PATCH', 'LOSSES', 'RESNETS', 'ARCHS', 'BUDGET_HEADROOM', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo',
+           'choose_patch', 'crops_per_image', 'Augmentation', 'SegAugment', 'PatchDL', 'segmentation_datablock',
+           'segmentation_dls', 'separation_border', 'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics',
+           'PretrainedWeightsUnavailable', 'unet_splitter', 'dls_model_info', 'seg_learner', 'scores_from_confusion',
+           'evaluate', 'train_pairs', 'valid_pairs', 'export_learner', 'refuse_untrainable', 'calibrate',
+           'plot_training', 'whole_image_scores', 'WholeImageScores', 'cpu_has_bf16', 'CPUMixedPrecision',
+           'mixed_precision_callbacks', 'default_minutes', 'seconds_per_step', 'plan_budget', 'CheckpointBest',
+           'LogProgress', 'KeepToBudget', 'stop_on_sigterm', 'class_weights_for', 'three_class_dataset', 'train']
 
 # %% ../nbs/04_learner.ipynb #3a63393c
 class ImageReader:
@@ -107,6 +107,7 @@ class Augmentation:
     gamma:float = 0.2            # gamma between 1/(1+g) and 1+g (image only)
     blur:float = 0.2             # probability of a slight Gaussian blur (image only)
     noise:float = 0.03           # standard deviation of added Gaussian noise, on a 0..1 scale (image only)
+    invert:float = 0.            # probability of inverting a patch's intensities (image only): for data whose objects are bright in some images, dark in others
 
     def pipeline(self, patch:int):
         "The kornia pipeline for square patches of side `patch` (the flips and turns are done apart, exactly)."
@@ -145,6 +146,9 @@ class SegAugment(ItemTransform):
     def encodes(self, b):
         x, y = b
         x, y = x.as_subclass(torch.Tensor), y.as_subclass(torch.Tensor)[:, None].float()
+        if self.augmentation.invert:
+            flip = (torch.rand(len(x), device=x.device) < self.augmentation.invert)[:, None, None, None]
+            x = torch.where(flip, 1 - x, x)
         if self.augmentation.flips: x, y = _random_symmetry(x, y)
         if getattr(self, '_aug', None) is None: self._aug = self.augmentation.pipeline(x.shape[-1])
         with warnings.catch_warnings():
@@ -222,12 +226,32 @@ def segmentation_dls(data_dir:str|Path|None=None, # dataset folder (images/, mas
     return dls
 
 # %% ../nbs/04_learner.ipynb #18931ae0
+def separation_border(targ:torch.Tensor, # N x H x W three-class masks (0 background, 1 interior, 2 boundary)
+                      width:int=1,        # boundary thickness the masks were made with (`instances_to_three_class`)
+                      boundary:int=2,     # class index of the boundary
+                     ) -> torch.Tensor:
+    "Boolean N x H x W: the boundary pixels with no background within `width` pixels, where touching objects meet."
+    near_background = F.max_pool2d((targ == 0).float()[:, None], 2 * width + 1, stride=1, padding=width)[:, 0] > 0
+    return (targ == boundary) & ~near_background
+
 class CombinedLoss(nn.Module):
-    "Cross-entropy plus Dice loss, both over the class axis of N x C x H x W logits."
-    def __init__(self, weight=None, dice_weight:float=1.0):
+    "Cross-entropy plus Dice loss over the class axis of N x C x H x W logits; optionally the separation border weighted."
+    def __init__(self, weight=None,          # per-class weights of the cross-entropy
+                 dice_weight:float=1.0,      # weight of the Dice term (0: cross-entropy only)
+                 border_weight:float=1.0,    # three-class masks: cross-entropy weight of `separation_border` pixels
+                 border_width:int=1):        # the masks' boundary thickness
         super().__init__()
         self.ce, self.dice, self.dice_weight = CrossEntropyLossFlat(axis=1, weight=weight), DiceLoss(axis=1, reduction='mean'), dice_weight
-    def forward(self, pred, targ): return self.ce(pred, targ) + self.dice_weight * self.dice(pred, targ)
+        self.border_weight, self.border_width = border_weight, border_width
+    def cross_entropy(self, pred, targ):
+        if self.border_weight == 1: return self.ce(pred, targ)
+        targ = targ.as_subclass(torch.Tensor).long()
+        w = 1 + (self.border_weight - 1) * separation_border(targ, self.border_width).float()
+        ce = F.cross_entropy(pred.as_subclass(torch.Tensor), targ, weight=self.ce.func.weight, reduction='none')
+        return (ce * w).sum() / w.sum()
+    def forward(self, pred, targ):
+        ce = self.cross_entropy(pred, targ)
+        return ce + self.dice_weight * self.dice(pred, targ) if self.dice_weight else ce
     def decodes(self, x): return x.argmax(dim=1)
     def activation(self, x): return F.softmax(x, dim=1)
 
@@ -235,12 +259,17 @@ LOSSES = ('ce', 'dice', 'ce+dice', 'focal')
 
 def seg_loss(name:str='ce+dice',        # one of `LOSSES`
              class_weights:list|None=None, # per-class weights for cross-entropy and focal loss
+             border_weight:float=1.,       # three-class masks, 'ce' and 'ce+dice': weight of the boundary between touching objects
+             border_width:int=1,           # the three-class masks' boundary thickness
             ):
     "A segmentation loss by name, over the class axis of N x C x H x W logits."
     w = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
-    if name == 'ce': return CrossEntropyLossFlat(axis=1, weight=w)
+    if border_weight != 1 and name not in ('ce', 'ce+dice'):
+        raise UserError(f"border_weight works with the 'ce' and 'ce+dice' losses, not {name!r}; border_weight=1 "
+                        "(--border-weight 1) turns it off")
+    if name == 'ce': return CrossEntropyLossFlat(axis=1, weight=w) if border_weight == 1 else CombinedLoss(w, 0., border_weight, border_width)
     if name == 'dice': return DiceLoss(axis=1, reduction='mean')
-    if name == 'ce+dice': return CombinedLoss(weight=w)
+    if name == 'ce+dice': return CombinedLoss(weight=w, border_weight=border_weight, border_width=border_width)
     if name == 'focal': return FocalLossFlat(axis=1, gamma=2.0, weight=w)
     raise ValueError(f"loss {name!r} is not known; use one of {', '.join(LOSSES)}")
 
@@ -314,6 +343,8 @@ def seg_learner(dls,                     # `DataLoaders` from `segmentation_dls`
                 arch:str='unet',         # 'unet' (ours) or a torchvision ResNet name, e.g. 'resnet34'
                 loss:str='ce+dice',      # one of `LOSSES`
                 class_weights:list|None=None, # per-class loss weights
+                border_weight:float=1.,  # three-class masks: loss weight of the boundary between touching objects
+                border_width:int=1,      # three-class masks: their boundary thickness
                 pretrained:bool=True,    # ResNet only: start from ImageNet weights (downloaded once, then cached)
                 weights:str|Path|None=None, # ResNet only: local .pth file of torchvision ImageNet weights
                 base_width:int=16,       # ours only: channels of the first level (64 in the paper; 16 trains fast on CPU)
@@ -324,7 +355,7 @@ def seg_learner(dls,                     # `DataLoaders` from `segmentation_dls`
     "A fastai `Learner` for segmentation with the chosen model, loss and metrics."
     info = replace(dls_model_info(dls), arch=arch)
     codes = list(info.codes.names)
-    loss_func, metrics = seg_loss(loss, class_weights), seg_metrics(codes)
+    loss_func, metrics = seg_loss(loss, class_weights, border_weight, border_width), seg_metrics(codes)
     if arch == 'unet':
         model = UNet(in_channels=3, n_classes=len(codes), depth=depth, base_width=base_width, dropout=dropout)
         learn = Learner(dls, model, loss_func=loss_func, metrics=metrics, **{'splitter': unet_splitter, **kwargs})
@@ -531,6 +562,8 @@ def seconds_per_step(learn:Learner,  # learner whose training batches and model 
         model.zero_grad(); times.append(time.time() - t)
     return float(np.median(times[1:]))
 
+BUDGET_HEADROOM = 1.5   # steps planned beyond the measured estimate: the schedule follows the clock and the deadline ends the fit
+
 def plan_budget(seconds:float,       # wall time left for fitting, in seconds
                 step_s:float,        # seconds per training step (`seconds_per_step`)
                 validation_s:float,  # seconds per validation (whole validation images plus the validation loss)
@@ -573,12 +606,13 @@ class LogProgress(Callback):
         left = self.budget - used if self.budget else used / max(done, 1) * (self.total - done)
         row = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
         scores = ', '.join(f"{k.replace('image_', 'whole-image ')} {v:.3f}" for k, v in row.items() if k.startswith('image_') and v is not None)
-        print(f"epoch {self.epoch + 1}/{self.n_epoch}: step {done}/{self.total}, {_clock(used)} used, about {_clock(max(left, 0))} "
+        step = f"step {done} of about {self.total}" if self.budget else f"step {done}/{self.total}"
+        print(f"epoch {self.epoch + 1}/{self.n_epoch}: {step}, {_clock(used)} used, about {_clock(max(left, 0))} "
               f"left; train loss {row['train_loss']:.3f}, valid loss {row['valid_loss']:.3f}" + (f", {scores}" if scores else ''),
               flush=True)
 
 class KeepToBudget(Callback):
-    "Keep a fit within a deadline: the one-cycle schedule follows the clock when it runs behind its steps, and stops on time."
+    "Keep a fit within a deadline: the one-cycle schedule follows the clock when the clock is ahead of the steps, and stops on time."
     order = 55                      # before the schedule reads `pct_train` (60); after the checkpoint of an epoch (51)
     def __init__(self, deadline:float): self.deadline, self.stopped_early = deadline, False   # `time.time()` to stop by
     def before_fit(self): self.start = time.time()
@@ -586,7 +620,7 @@ class KeepToBudget(Callback):
         if not self.training: return
         clock = (time.time() - self.start) / max(self.deadline - self.start, 1e-6)
         if clock >= 1: self.stopped_early = True; raise CancelTrainException()   # validate this epoch, then stop
-        self.learn.pct_train = max(self.pct_train, clock)     # a slower machine anneals sooner, never later
+        self.learn.pct_train = max(self.pct_train, clock)     # the schedule anneals by the deadline, never later
     def after_cancel_train(self): self.recorder.cancel_train = False   # the epoch's training loss still goes in its row
     def after_epoch(self):
         if self.stopped_early: raise CancelFitException()
@@ -620,12 +654,13 @@ def class_weights_for(spec:str|list|None, # None, 'balanced', a list of numbers,
 def three_class_dataset(data_dir:str|Path, # dataset with instance masks: DATA/instances/, or instance ids in DATA/masks/
                         out:str|Path,      # dataset folder to write (images copied, three-class masks)
                         show_progress:bool=False, # progress bar
+                        boundary_width:int=1,     # boundary thickness in pixels on each object's side
                        ) -> Path:
     "The three-class dataset (background, interior, boundary) that instance training learns from, made from instance masks."
     data_dir = Path(data_dir)
     src = data_dir/'instances' if (data_dir/'instances').is_dir() else data_dir/'masks'
     if not src.is_dir(): raise DatasetError(f"{data_dir}: no instances/ or masks/ folder with instance masks to learn from.")
-    res = convert_masks(src, 'three-class', out, overwrite=True, images=data_dir/'images',
+    res = convert_masks(src, 'three-class', out, overwrite=True, images=data_dir/'images', boundary_width=boundary_width,
                        kind='instances' if src.name == 'instances' else 'auto', progress=False)
     if not res['objects']: raise DatasetError(f"{src}: no objects found in the instance masks; instance training needs them.")
     if show_progress: print(f"three-class masks made from {res['masks']} instance masks in {src} ({res['objects']} objects, "
@@ -644,11 +679,14 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
           patch:int|None=None,      # side of the random training patches; default: 256, or less for small images
           size:int|None=None,       # resize whole images to size x size instead of cropping patches
           augment:bool=True,        # flips, turns, rotation, zoom, elastic deformation, brightness, contrast, blur, noise
+          invert:float|None=None,   # share of patches shown with inverted intensities; default: 0.5 when `check` finds mixed contrast, else 0
           valid_pct:float=0.2,      # fraction of images held out for validation
           seed:int=42,              # seed for the split, initialisation and shuffling
           loss:str='ce+dice',       # one of `LOSSES`
           class_weights:str|None=None, # loss weight per class: 'balanced', or numbers such as '1,3'
           instances:bool=False,     # learn background/interior/boundary from instance masks, so touching objects separate
+          boundary_width:int=2,     # with `instances`: boundary thickness in pixels on each object's side
+          border_weight:float=10.,  # with `instances`: loss weight of the boundary pixels where touching objects meet
           mixed_precision:bool=True, # 16-bit maths where the hardware has it (GPU; Intel AMX/AVX-512 BF16 CPU): 2-4x faster
           pretrained:bool=True,     # ResNet: start from ImageNet weights
           weights:str|None=None,    # ResNet: local ImageNet weights file
@@ -666,13 +704,19 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
         raise UserError("give one of minutes, steps or epochs (--minutes, --steps, --epochs), not several")
     t0 = time.time()
     source = data_dir
-    if instances: data_dir = three_class_dataset(data_dir, out/'three-class', show_progress)
+    if instances: data_dir = three_class_dataset(data_dir, out/'three-class', show_progress, boundary_width)
     summary = check_dataset(data_dir)
     refuse_untrainable(summary, valid_pct)
+    if invert is None: invert = 0.5 if summary.mixed_contrast else 0.      # both kinds of contrast in the data: learn both
+    if augment is True: augment = Augmentation(invert=invert)
+    if show_progress and augment and augment.invert:
+        print(f"objects vs background: {describe_contrast(summary.contrast)}; {augment.invert:.0%} of the training patches are shown with inverted "
+              "intensities, so the model learns both kinds of contrast", flush=True)
     set_seed(seed, reproducible=True)
     dls = segmentation_dls(data_dir, bs=bs, patch=patch, size=size, valid_pct=valid_pct, seed=seed, augment=augment, check=False)
     weights_per_class = class_weights_for(class_weights, summary.class_pixels)
     learn = seg_learner(dls, arch, loss=loss, class_weights=weights_per_class, pretrained=pretrained, weights=weights,
+                        border_weight=border_weight if instances else 1., border_width=boundary_width,
                         base_width=base_width, depth=depth)
     lr = lr or (3e-3 if arch == 'unet' else 1e-3)
     scorer = WholeImageScores(valid_pairs(dls), summary.codes)
@@ -686,20 +730,24 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
         validation_s = (time.time() - t) * 1.3                 # and the validation loss pass
         left = minutes * 60 - (time.time() - t0) - 2.5 * validation_s           # calibration and the final scores come after
         epochs, per_epoch = plan_budget(left, step_s, validation_s)
+        expected, per_epoch = epochs * per_epoch, math.ceil(per_epoch * BUDGET_HEADROOM)   # the clock, not the count, ends it
         dls.train.n = per_epoch * bs
         plan.update(seconds_per_step=round(step_s, 3), seconds_per_validation=round(validation_s, 2), steps_per_epoch=per_epoch,
-                    untrained=untrained)
+                    steps_expected=expected, untrained=untrained)
     elif steps is not None:
         epochs = min(10, steps); dls.train.n = -(-steps // epochs) * bs
         plan['steps_per_epoch'] = len(dls.train)
     plan.update(epochs=epochs, steps=epochs * len(dls.train))
     if show_progress:
         print(f"training {arch} on {len(dls.train_ds)} images ({len(dls.valid_ds)} held out for validation): "
-              + (f"{plan['steps']} steps of {bs} patches of {plan['patch']} px" if plan['patch'] else f"{plan['steps']} steps of {bs} images")
-              + f" in {epochs} epochs" + (f", to fill {minutes:g} min (measured {plan['seconds_per_step']} s per step)" if minutes else ''),
+              + (f"about {plan['steps_expected']} (at most {plan['steps']})" if minutes else f"{plan['steps']}")
+              + (f" steps of {bs} patches of {plan['patch']} px" if plan['patch'] else f" steps of {bs} images")
+              + (f" in up to {epochs} epochs, to fill {minutes:g} min (measured {plan['seconds_per_step']} s per step)" if minutes
+                 else f" in {epochs} epochs"),
               flush=True)
-    settings = dict(data=str(source), instances=instances, arch=arch, minutes=minutes, steps=steps, epochs=epochs, lr=lr, bs=bs, patch=plan['patch'], size=size,
-                    augment=asdict(Augmentation()) if augment is True else bool(augment), valid_pct=valid_pct, seed=seed,
+    settings = dict(data=str(source), instances=instances, boundary_width=boundary_width if instances else None,
+                    border_weight=border_weight if instances else None, arch=arch, minutes=minutes, steps=steps, epochs=epochs, lr=lr, bs=bs, patch=plan['patch'], size=size,
+                    augment=asdict(augment) if augment else False, valid_pct=valid_pct, seed=seed,
                     loss=loss, class_weights=weights_per_class,
                     mixed_precision=type(precision[0]).__name__ if precision else None,
                     pretrained=pretrained if arch != 'unet' else None, weights=str(weights) if weights else None,
@@ -707,7 +755,7 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
                     parameters=count_parameters(learn.model))
     checkpoint = CheckpointBest(out/'model.pkl')
     keeper = KeepToBudget(t0 + minutes * 60 - 3.5 * plan['seconds_per_validation']) if minutes is not None else None
-    cbs = precision + [scorer, checkpoint] + ([keeper] if keeper else []) + ([LogProgress(plan['steps'], t0, minutes * 60 if minutes else None)] if show_progress else [])
+    cbs = precision + [scorer, checkpoint] + ([keeper] if keeper else []) + ([LogProgress(plan.get('steps_expected', plan['steps']), t0, minutes * 60 if minutes else None)] if show_progress else [])
     try:
         with learn.no_bar(), learn.no_logging(), stop_on_sigterm():   # our one line per epoch instead of fastai's bar
             if arch != 'unet' and (pretrained or weights): learn.fine_tune(max(epochs - 1, 1), base_lr=lr, freeze_epochs=1, cbs=cbs)

@@ -7,7 +7,8 @@ import pytest
 from segment_lib.data import DatasetError, find_pairs, read_image
 from segment_lib.learner import export_learner, seg_learner, segmentation_dls
 from segment_lib.inference import predict_probs
-from conftest import ROOT, shared_dataset
+from segment_lib.data import save_mask
+from conftest import ROOT, run_cli, shared_dataset
 
 def test_export_load_round_trip_in_fresh_process(tmp_path):
     set_seed(0)
@@ -72,10 +73,35 @@ def test_minutes_budget_plans_from_measured_speed(tmp_path, capsys):
     rep = train(ROOT/'data'/'cells', tmp_path/'m', minutes=0.5, base_width=8, depth=3)
     plan, out = rep['plan'], capsys.readouterr().out
     assert plan['seconds_per_step'] > 0 and plan['steps'] >= plan['epochs'] >= 1 and 'untrained' in plan
-    assert 'to fill 0.5 min' in out and f"epoch {plan['epochs']}/{plan['epochs']}: step " in out   # the last epoch may end early
-    assert 0 < plan['steps_done'] <= plan['steps']
+    assert 'to fill 0.5 min' in out and f"/{plan['epochs']}: step " in out   # the deadline, not the plan, ends the fit
+    assert 0 < plan['steps_done'] <= plan['steps'] and plan['steps_expected'] < plan['steps']
     import torch
     assert not torch.is_autocast_enabled('cpu')                         # bfloat16 autocast (when used) was closed
+
+
+def test_minutes_budget_is_filled_when_the_measurement_was_too_slow(tmp_path, monkeypatch):
+    "Steps timed while another job ran look 4x slower than they are: the clock, not the count, still ends the fit."
+    import segment_lib.learner as L
+    timed = L.seconds_per_step
+    monkeypatch.setattr(L, 'seconds_per_step', lambda *a, **k: 4 * timed(*a, **k))
+    plan = L.train(ROOT/'data'/'cells', tmp_path/'m', minutes=0.5, base_width=8, depth=3, show_progress=False)['plan']
+    assert plan['steps_done'] > plan['steps_expected'], plan        # it went on past the pessimistic estimate
+
+
+def test_mixed_contrast_trains_with_inverted_patches(tmp_path, capsys):
+    "Objects bright in some images and dark in others: `check` says so and `train` inverts half the patches; else never."
+    from segment_lib.data import save_image
+    from segment_lib.learner import train
+    m = np.zeros((32, 32), np.uint8); m[8:24, 8:24] = 1
+    for i in range(6):
+        img = np.where(m, 200, 30) if i % 3 else np.where(m, 30, 200)      # two bright-object images for each dark one
+        save_image(img.astype(np.uint8), tmp_path/'d'/'images'/f'{i}.png'); save_mask(m, tmp_path/'d'/'masks'/f'{i}.png')
+    r = run_cli('check', tmp_path/'d')
+    assert r.returncode == 0 and 'brighter than the background in some images and darker' in r.stdout, r.stdout
+    rep = train(tmp_path/'d', tmp_path/'m', steps=1, bs=2, base_width=4, depth=2)
+    assert rep['settings']['augment']['invert'] == 0.5 and 'inverted intensities' in capsys.readouterr().out
+    rep = train(ROOT/'data'/'cells', tmp_path/'m2', steps=1, base_width=4, depth=2, show_progress=False)
+    assert rep['settings']['augment']['invert'] == 0 and rep['data']['contrast'] == {'darker': 40}
 
 
 @pytest.mark.parametrize('encoding', ['0/255', 'palette', 'rgb', 'instance'])
