@@ -157,8 +157,9 @@ def dataset_notes(summary:DatasetSummary, # what `check_dataset` read
     if summary.mixed_contrast:
         notes.append(Problem('mixed_contrast', f"{where}: the objects are brighter than the background in some images and darker "
                              f"in others ({describe_contrast(summary.contrast)}), as when fluorescence and brightfield images are "
-                             "mixed. `train` then inverts the intensities of half the training patches, so the model learns both "
-                             "kinds.", blocking=False))
+                             "mixed. A model may then learn one kind only: look at its predictions on the rarer kind, and train "
+                             "with --invert 0.5 (a share of patches shown inverted) or on each kind apart if it misses them.",
+                             blocking=False))
     return notes
 
 # %% ../nbs/00b_check.ipynb #3fc2f7c4

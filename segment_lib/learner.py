@@ -25,7 +25,7 @@ from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossF
 
 from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, dataset_codes, find_pairs,
                               image_to_rgb, image_size, read_image, read_mask, with_progress)
-from .check import check_dataset, MIN_TRAIN_SIDE, describe_contrast
+from .check import check_dataset, MIN_TRAIN_SIDE
 from .instances import convert_masks
 from .unet import UNet, count_parameters
 from .inference import predict_probs
@@ -679,7 +679,7 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
           patch:int|None=None,      # side of the random training patches; default: 256, or less for small images
           size:int|None=None,       # resize whole images to size x size instead of cropping patches
           augment:bool=True,        # flips, turns, rotation, zoom, elastic deformation, brightness, contrast, blur, noise
-          invert:float|None=None,   # share of patches shown with inverted intensities; default: 0.5 when `check` finds mixed contrast, else 0
+          invert:float=0.,          # share of training patches shown with inverted intensities (for objects bright in some images, dark in others)
           valid_pct:float=0.2,      # fraction of images held out for validation
           seed:int=42,              # seed for the split, initialisation and shuffling
           loss:str='ce+dice',       # one of `LOSSES`
@@ -707,11 +707,7 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
     if instances: data_dir = three_class_dataset(data_dir, out/'three-class', show_progress, boundary_width)
     summary = check_dataset(data_dir)
     refuse_untrainable(summary, valid_pct)
-    if invert is None: invert = 0.5 if summary.mixed_contrast else 0.      # both kinds of contrast in the data: learn both
     if augment is True: augment = Augmentation(invert=invert)
-    if show_progress and augment and augment.invert:
-        print(f"objects vs background: {describe_contrast(summary.contrast)}; {augment.invert:.0%} of the training patches are shown with inverted "
-              "intensities, so the model learns both kinds of contrast", flush=True)
     set_seed(seed, reproducible=True)
     dls = segmentation_dls(data_dir, bs=bs, patch=patch, size=size, valid_pct=valid_pct, seed=seed, augment=augment, check=False)
     weights_per_class = class_weights_for(class_weights, summary.class_pixels)

@@ -88,8 +88,8 @@ def test_minutes_budget_is_filled_when_the_measurement_was_too_slow(tmp_path, mo
     assert plan['steps_done'] > plan['steps_expected'], plan        # it went on past the pessimistic estimate
 
 
-def test_mixed_contrast_trains_with_inverted_patches(tmp_path, capsys):
-    "Objects bright in some images and dark in others: `check` says so and `train` inverts half the patches; else never."
+def test_mixed_contrast_is_noted_and_inversion_is_an_option(tmp_path):
+    "Objects bright in some images and dark in others: `check` says so; `train --invert` shows a share of patches inverted."
     from segment_lib.data import save_image
     from segment_lib.learner import train
     m = np.zeros((32, 32), np.uint8); m[8:24, 8:24] = 1
@@ -98,10 +98,10 @@ def test_mixed_contrast_trains_with_inverted_patches(tmp_path, capsys):
         save_image(img.astype(np.uint8), tmp_path/'d'/'images'/f'{i}.png'); save_mask(m, tmp_path/'d'/'masks'/f'{i}.png')
     r = run_cli('check', tmp_path/'d')
     assert r.returncode == 0 and 'brighter than the background in some images and darker' in r.stdout, r.stdout
-    rep = train(tmp_path/'d', tmp_path/'m', steps=1, bs=2, base_width=4, depth=2)
-    assert rep['settings']['augment']['invert'] == 0.5 and 'inverted intensities' in capsys.readouterr().out
-    rep = train(ROOT/'data'/'cells', tmp_path/'m2', steps=1, base_width=4, depth=2, show_progress=False)
-    assert rep['settings']['augment']['invert'] == 0 and rep['data']['contrast'] == {'darker': 40}
+    rep = train(tmp_path/'d', tmp_path/'m', steps=1, bs=2, base_width=4, depth=2, show_progress=False)
+    assert rep['settings']['augment']['invert'] == 0 and rep['data']['contrast'] == {'brighter': 4, 'darker': 2}
+    rep = train(tmp_path/'d', tmp_path/'m2', steps=1, bs=2, base_width=4, depth=2, invert=0.5, show_progress=False)
+    assert rep['settings']['augment']['invert'] == 0.5
 
 
 @pytest.mark.parametrize('encoding', ['0/255', 'palette', 'rgb', 'instance'])
