@@ -24,12 +24,13 @@ from .data import (IMAGE_EXTS, DatasetError, UserError, read_image, read_mask, i
                               stretch_limits, stretch_to_unit,
                               atomic_write)
 from .confidence import DEFAULT_SCORE, map_scores
-from .instances import DEFAULT_MIN_SIZE, THREE_CLASS_CODES, three_class_to_instances
+from .instances import DEFAULT_MIN_SIZE, THREE_CLASS_CODES, instance_size_limits, three_class_to_instances
 
 # %% auto #0
 __all__ = ['DIHEDRAL', 'TTA', 'MIN_SIDE', 'prepare_image', 'tile_starts', 'blend_window', 'transform_image', 'undo_transform',
-           'predict_samples', 'predict_probs', 'Prediction', 'predicts_instances', 'predict_image', 'show_predictions',
-           'confidence_to_uint8', 'read_confidence', 'ModelFileError', 'load_model', 'predict_folder']
+           'predict_samples', 'predict_probs', 'Prediction', 'predicts_instances', 'instance_limits', 'predict_image',
+           'show_predictions', 'confidence_to_uint8', 'read_confidence', 'ModelFileError', 'load_model',
+           'predict_folder']
 
 # %% ../nbs/11_inference.ipynb #8fddde79
 def _normalise(rgb:np.ndarray, # uint8 H x W x 3, as from `image_to_rgb`
@@ -266,26 +267,35 @@ def predicts_instances(learn:Learner, # a segmentation learner with its `ModelIn
     "True when the model's classes are `THREE_CLASS_CODES` (background, interior, boundary): its predictions give instances."
     return tuple(learn.model_info.codes.names) == THREE_CLASS_CODES
 
+def instance_limits(learn:Learner,         # a three-class learner
+                    min_size:int|None=None, # the caller's speck size, if any: it wins over the model's
+                   ) -> dict:
+    "`min_size` and `min_seed_size` for a model's instances: the limits `train` took from its training objects, else the library's."
+    limits = dict(getattr(learn.model_info, 'instance_limits', None) or instance_size_limits(None))   # older models: none saved
+    if min_size is not None: limits['min_size'] = min_size
+    return limits
+
 def predict_image(learn:Learner,          # trained segmentation learner
                   image:np.ndarray|str|Path, # image array (as from `read_image`) or image file
                   keep_probs:bool=True,   # also return the C x H x W probabilities (False: mask and confidence only, lean)
-                  min_size:int=DEFAULT_MIN_SIZE, # three-class models: drop instances of fewer pixels than this
+                  min_size:int|None=None, # three-class models: drop instances of fewer pixels than this; default: the model's
                   **kwargs,               # passed to `predict_probs`: tta, tile, overlap, batch_size, device, half
                  ) -> Prediction:
     "Mask, class probabilities and confidence for one image at its own resolution; instance ids too from a three-class model."
     if isinstance(image, (str, Path)): image = read_image(image)
     image = np.asarray(image)
     three = predicts_instances(learn)
+    limits = instance_limits(learn, min_size)
     if keep_probs:
         probs = predict_probs(learn, image, **kwargs)
         return Prediction(mask=probs.argmax(0).astype(np.uint8), probs=probs, confidence=probs.max(0),
-                          instances=three_class_to_instances(probs, min_size) if three else None)
+                          instances=three_class_to_instances(probs, **limits) if three else None)
     mask, confidence = np.empty(image.shape[:2], np.uint8), np.empty(image.shape[:2], np.float16)   # 2 bytes a pixel
     boundary = np.empty(image.shape[:2], np.float32) if three else None     # three-class: the plane the watershed floods
     for r0, p in _prob_strips(learn, image, **kwargs):    # strip by strip: the probabilities are never whole
         mask[r0:r0 + p.shape[1]], confidence[r0:r0 + p.shape[1]] = p.argmax(0), p.max(0)
         if three: boundary[r0:r0 + p.shape[1]] = p[2]
-    return Prediction(mask, None, confidence, three_class_to_instances(mask, min_size, boundary=boundary) if three else None)
+    return Prediction(mask, None, confidence, three_class_to_instances(mask, **limits, boundary=boundary) if three else None)
 
 # %% ../nbs/11_inference.ipynb #e382c212
 def _mask_style(n_classes:int) -> dict:
@@ -456,7 +466,7 @@ def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (o
                    progress:bool=True,       # show progress (a bar, or lines in a log file)
                    workers:int=1,            # processes predicting images side by side, with Dask (needs segment-lib[scale])
                    scheduler:str|None=None,  # address of a running Dask scheduler (tcp://host:8786) to use instead
-                   min_size:int=DEFAULT_MIN_SIZE, # three-class models: drop instances of fewer pixels than this
+                   min_size:int|None=None, # three-class models: drop instances of fewer pixels than this; default: the model's
                   ) -> list:
     "Predict a folder: `out_dir/masks/<stem>.png` (palette PNGs of class indices), confidence maps, `scores.csv`, and `instances/` from a three-class model; return the masks written."
     images = folder_files(images_dir, IMAGE_EXTS, 'image')

@@ -22,7 +22,8 @@ from .check import check_dataset
 # %% auto #0
 __all__ = ['CONNECTIVITY', 'DEFAULT_MIN_SIZE', 'THREE_CLASS_CODES', 'CONVERSIONS', 'drop_small_objects', 'label_objects',
            'split_touching', 'semantic_to_instances', 'instances_to_semantic', 'touching_pairs', 'TouchCount',
-           'count_touching', 'instances_to_three_class', 'three_class_to_instances', 'unet_weight_map', 'convert_masks']
+           'count_touching', 'instances_to_three_class', 'three_class_to_instances', 'instance_size_limits',
+           'unet_weight_map', 'convert_masks']
 
 # %% ../nbs/06a_instances.ipynb #f789a921
 CONNECTIVITY = 2   # 8-connectivity: pixels sharing an edge or a corner belong to one object, everywhere in the library
@@ -174,6 +175,14 @@ def three_class_to_instances(pred:np.ndarray,      # 3 x H x W probabilities (ba
     ids = np.where(seedless > 0, seedless + ids.max(), ids)
     return drop_small_objects(ids, min_size)
 
+# %% ../nbs/06a_instances.ipynb #0cb3a595
+def instance_size_limits(p1_area:float|None, # pixel area of the smallest 1% of the objects learnt from (`object_area_px['p1']`); None: unknown
+                        ) -> dict:
+    "`min_size` and `min_seed_size` for `three_class_to_instances`, taken from the objects a model learnt from."
+    if not p1_area or p1_area < 1: return dict(min_size=DEFAULT_MIN_SIZE, min_seed_size=1)
+    return dict(min_size=int(p1_area), min_seed_size=max(1, int(p1_area) // 2))
+
+
 # %% ../nbs/06a_instances.ipynb #ff5f0f37
 def unet_weight_map(instances:np.ndarray, # HxW instance ids, 0 = background
                     w0:float=10.,         # weight of the border term
@@ -200,6 +209,10 @@ def unet_weight_map(instances:np.ndarray, # HxW instance ids, 0 = background
 
 # %% ../nbs/06a_instances.ipynb #6a6e54f0
 CONVERSIONS = ('semantic', 'three-class', 'instances')   # targets of `convert_masks`
+
+def _area_percentiles(areas:np.ndarray) -> dict|None:
+    "Object areas in pixels at the 1st, 50th and 99th percentiles (p1 is what `instance_size_limits` reads)."
+    return {f'p{q}': int(np.percentile(areas, q)) for q in (1, 50, 99)} if len(areas) else None
 
 def _read_for_conversion(f:Path, kind:str, codes:Codes|None):
     "('instances', ids) or ('semantic', classes) for one stored mask."
@@ -245,7 +258,7 @@ def convert_masks(masks_dir:str|Path,   # folder of masks (instance ids or class
     codes_in = read_codes(codes_file) if codes_file else None
     if codes_file and masks_dir.name == 'instances': codes_in = None     # DATA/codes.txt describes DATA/masks, not ids
     names = list(THREE_CLASS_CODES) if to == 'three-class' else None
-    n_objects, n_touching, counted, pixels = 0, 0, False, {}
+    n_objects, n_touching, counted, pixels, areas = 0, 0, False, {}, []
     for f in with_progress(files, progress, 'masks'):
         got, arr = _read_for_conversion(f, kind, codes_in)
         ids = arr if got == 'instances' else None
@@ -258,6 +271,7 @@ def convert_masks(masks_dir:str|Path,   # folder of masks (instance ids or class
         if ids is not None:
             tc = count_touching(ids)
             n_objects, n_touching, counted = n_objects + tc.objects, n_touching + tc.touching, True
+            areas.append(np.unique(ids[ids > 0], return_counts=True)[1])
         if to == 'instances': save_mask(result, out/'masks'/f'{f.stem}{".png" if result.max() < 2**16 else ".tif"}', overwrite, instances=True)
         else: save_mask(result, out/'masks'/f'{f.stem}.png', overwrite=overwrite)
         for v, c in zip(*np.unique(result if to != 'instances' else result > 0, return_counts=True)): pixels[int(v)] = pixels.get(int(v), 0) + int(c)
@@ -265,7 +279,8 @@ def convert_masks(masks_dir:str|Path,   # folder of masks (instance ids or class
     names = names or list(DEFAULT_CODES)
     if to != 'instances': write_codes(names, out/'codes.txt')
     summary = dict(to=to, out=str(out), masks=len(files), objects=n_objects if counted else None,
-                   touching_objects=n_touching if counted else None, classes=names)
+                   touching_objects=n_touching if counted else None, classes=names,
+                   object_area_px=_area_percentiles(np.concatenate(areas)) if areas else None)
     if images_dir: summary['class_fractions'] = check_dataset(out).class_fractions
     else:                                                    # no images to pair with: run check_dataset's mask checks
         for f, *_ in files_by_stem(out/'masks', MASK_EXTS).values(): decode_mask(read_mask_array(f), Codes(names), name=str(f))

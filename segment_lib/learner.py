@@ -26,7 +26,7 @@ from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossF
 from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, dataset_codes, find_pairs,
                               image_to_rgb, image_size, read_image, read_mask, with_progress)
 from .check import check_dataset, MIN_TRAIN_SIDE
-from .instances import convert_masks
+from .instances import convert_masks, instance_size_limits
 from .unet import UNet, count_parameters
 from .inference import predict_probs
 from .confidence import softmax, fit_temperature, expected_calibration_error
@@ -69,11 +69,13 @@ class ModelInfo:
     tile: int|None = None         # tile side prediction uses by default
     temperature: float = 1.0      # logits are divided by this before the softmax (fitted by `train`, see 07_confidence)
     patch: int|None = None        # side of the random crops it was trained on (None: whole images)
+    instance_limits: dict|None = None # three-class models: `min_size`, `min_seed_size` of their instances, from the training objects
 
     def to_dict(self):
         "JSON-friendly version for reports."
         return dict(classes=list(self.codes.names), colors=self.codes.colors, size=self.size, mean=self.mean, std=self.std,
-                    arch=self.arch, tile=self.tile, temperature=self.temperature, patch=self.patch)
+                    arch=self.arch, tile=self.tile, temperature=self.temperature, patch=self.patch,
+                    instance_limits=self.instance_limits)
 
 # %% ../nbs/04_learner.ipynb #46caa1ed
 PATCH = 256   # preferred side of a training patch: room for context, small enough for a CPU and for small images
@@ -655,8 +657,8 @@ def three_class_dataset(data_dir:str|Path, # dataset with instance masks: DATA/i
                         out:str|Path,      # dataset folder to write (images copied, three-class masks)
                         show_progress:bool=False, # progress bar
                         boundary_width:int=1,     # boundary thickness in pixels on each object's side
-                       ) -> Path:
-    "The three-class dataset (background, interior, boundary) that instance training learns from, made from instance masks."
+                       ) -> tuple:
+    "The three-class dataset (background, interior, boundary) instance training learns from, and the size limits of its objects."
     data_dir = Path(data_dir)
     src = data_dir/'instances' if (data_dir/'instances').is_dir() else data_dir/'masks'
     if not src.is_dir(): raise DatasetError(f"{data_dir}: no instances/ or masks/ folder with instance masks to learn from.")
@@ -665,7 +667,7 @@ def three_class_dataset(data_dir:str|Path, # dataset with instance masks: DATA/i
     if not res['objects']: raise DatasetError(f"{src}: no objects found in the instance masks; instance training needs them.")
     if show_progress: print(f"three-class masks made from {res['masks']} instance masks in {src} ({res['objects']} objects, "
                             f"{res['touching_objects']} touching another) into {out}", flush=True)
-    return Path(out)
+    return Path(out), instance_size_limits((res['object_area_px'] or {}).get('p1'))
 
 # %% ../nbs/04_learner.ipynb #8b945c81
 def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional codes.txt)
@@ -704,7 +706,7 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
         raise UserError("give one of minutes, steps or epochs (--minutes, --steps, --epochs), not several")
     t0 = time.time()
     source = data_dir
-    if instances: data_dir = three_class_dataset(data_dir, out/'three-class', show_progress, boundary_width)
+    if instances: data_dir, limits = three_class_dataset(data_dir, out/'three-class', show_progress, boundary_width)
     summary = check_dataset(data_dir)
     refuse_untrainable(summary, valid_pct)
     if augment is True: augment = Augmentation(invert=invert)
@@ -714,6 +716,7 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
     learn = seg_learner(dls, arch, loss=loss, class_weights=weights_per_class, pretrained=pretrained, weights=weights,
                         border_weight=border_weight if instances else 1., border_width=boundary_width,
                         base_width=base_width, depth=depth)
+    if instances: learn.model_info.instance_limits = limits     # its predictions' speck sizes, from the objects it learns
     lr = lr or (3e-3 if arch == 'unet' else 1e-3)
     scorer = WholeImageScores(valid_pairs(dls), summary.codes)
     learn.metrics = list(learn.metrics) + scorer.metrics()

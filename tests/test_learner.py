@@ -179,11 +179,17 @@ def test_instance_training_learns_three_classes_and_predicts_instances(tmp_path)
     rep = train(ROOT/'data'/'cells', tmp_path/'m', instances=True, steps=2, base_width=4, depth=3, show_progress=False)
     assert rep['settings']['instances'] and rep['model']['classes'] == list(THREE_CLASS_CODES)
     assert (tmp_path/'m'/'three-class'/'masks').is_dir() and rep['data']['pairs'] == 40
+    from segment_lib.instances import instance_size_limits                # speck sizes from the training objects
+    true_ids = [read_mask_array(f) for f in sorted((ROOT/'data'/'cells'/'instances').iterdir())]
+    areas = np.concatenate([np.unique(m[m > 0], return_counts=True)[1] for m in true_ids])
+    limits = rep['model']['instance_limits']
+    assert limits == instance_size_limits(np.percentile(areas, 1)) and limits['min_size'] >= 1
     imgs = tmp_path/'imgs'; imgs.mkdir()
     for f in sorted((ROOT/'data'/'cells'/'images').iterdir())[:2]: (imgs/f.name).write_bytes(f.read_bytes())
     predict_folder(tmp_path/'m', imgs, tmp_path/'pred', progress=False)
     ids = read_mask_array(next((tmp_path/'pred'/'instances').iterdir()))
     assert ids.shape == (128, 128) and ids.dtype.kind in 'iu'
+    assert (np.unique(ids[ids > 0], return_counts=True)[1] >= limits['min_size']).all()
 
 
 def test_instance_training_refuses_masks_without_objects(tmp_path):
