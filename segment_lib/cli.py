@@ -114,21 +114,22 @@ def evaluate_model(model:str,            # model.pkl written by `train`, or the 
                    data:str,             # dataset folder with images/ and masks/ (and instances/ for object scores) to score
                    out:str|None=None,    # also write the scores to this JSON file
                    overwrite:bool=False, # replace an existing --out file
-                   min_size:int|None=None, # objects: ignore predicted objects smaller than this (default: `DEFAULT_MIN_SIZE`)
+                   min_size:int|None=None, # objects: ignore predicted objects smaller than this (default: a three-class model's own, else `DEFAULT_MIN_SIZE`)
                   ) -> dict:
     "Score a trained model on a dataset folder: pixel scores per class, and object scores (F1, AP at IoU 0.5-0.95, splits, merges)."
     import tempfile
     from segment_lib.learner import evaluate
-    from segment_lib.inference import load_model, predict_folder, predicts_instances
+    from segment_lib.inference import instance_limits, load_model, predict_folder, predicts_instances
     from segment_lib.metrics import score_folders
     from segment_lib.instances import DEFAULT_MIN_SIZE
     from segment_lib.data import atomic_write, find_pairs
     if out and Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists and was left untouched. Pass --overwrite to replace it.")
     learn = load_model(model)
+    if min_size is None: min_size = instance_limits(learn)['min_size'] if predicts_instances(learn) else DEFAULT_MIN_SIZE
     with tempfile.TemporaryDirectory(prefix='segment_lib_evaluate_') as tmp:   # the masks `predict` would write
-        predict_folder(learn, data, tmp, confidence=False, progress=False)
-        scored = score_folders(tmp, data, progress=False, min_size=DEFAULT_MIN_SIZE if min_size is None else min_size)
+        predict_folder(learn, data, tmp, confidence=False, progress=False, min_size=min_size)
+        scored = score_folders(tmp, data, progress=False, min_size=min_size)
     if predicts_instances(learn):                    # three-class: pixels scored as object vs background, against instances
         res = dict(pixel=scored['pixel'], images=scored['images'])
     else: res = evaluate(learn, data)                # pixels of each class, as training's validation scores them

@@ -101,6 +101,8 @@ def test_evaluate_three_class_model_scores_objects(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads((tmp_path/'s.json').read_text())
     assert s['images'] == 40 and s['pixel']['compared'] == 'object vs background' and s['objects']['true'] > 300
+    limits = json.loads((out/'report.json').read_text())['model']['instance_limits']
+    assert s['object_settings']['min_size'] == limits['min_size'] > 16     # the model's speck size (cells: over 100 px)
 
 def test_offline_pretrained_message(cells, tmp_path, monkeypatch):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path/'empty_torch_cache'))
