@@ -115,6 +115,7 @@ def evaluate_model(model:str,            # model.pkl written by `train`, or the 
                    out:str|None=None,    # also write the scores to this JSON file
                    overwrite:bool=False, # replace an existing --out file
                    min_size:int|None=None, # objects: ignore predicted objects smaller than this (default: a three-class model's own, else `DEFAULT_MIN_SIZE`)
+                   split_depth:float|None=None, # three-class models: cut interior seeds at necks this deep in px, as `predict --split-depth` does
                   ) -> dict:
     "Score a trained model on a dataset folder: pixel scores per class, and object scores (F1, AP at IoU 0.5-0.95, splits, merges)."
     import tempfile
@@ -128,7 +129,7 @@ def evaluate_model(model:str,            # model.pkl written by `train`, or the 
     learn = load_model(model)
     if min_size is None: min_size = instance_limits(learn)['min_size'] if predicts_instances(learn) else DEFAULT_MIN_SIZE
     with tempfile.TemporaryDirectory(prefix='segment_lib_evaluate_') as tmp:   # the masks `predict` would write
-        predict_folder(learn, data, tmp, confidence=False, progress=False, min_size=min_size)
+        predict_folder(learn, data, tmp, confidence=False, progress=False, min_size=min_size, split_depth=split_depth)
         scored = score_folders(tmp, data, progress=False, min_size=min_size)
     if predicts_instances(learn):                    # three-class: pixels scored as object vs background, against instances
         res = dict(pixel=scored['pixel'], images=scored['images'])

@@ -269,23 +269,26 @@ def predicts_instances(learn:Learner, # a segmentation learner with its `ModelIn
 
 def instance_limits(learn:Learner,         # a three-class learner
                     min_size:int|None=None, # the caller's speck size, if any: it wins over the model's
+                    split_depth:float|None=None, # the caller's neck depth for cutting seeds (`split_at_necks`), if any
                    ) -> dict:
-    "`min_size` and `min_seed_size` for a model's instances: the limits `train` took from its training objects, else the library's."
+    "`min_size` and `min_seed_size` for a model's instances (the limits `train` took from its training objects, else the library's), and the caller's `split_depth`."
     limits = dict(getattr(learn.model_info, 'instance_limits', None) or instance_size_limits(None))   # older models: none saved
     if min_size is not None: limits['min_size'] = min_size
+    if split_depth is not None: limits['split_depth'] = split_depth
     return limits
 
 def predict_image(learn:Learner,          # trained segmentation learner
                   image:np.ndarray|str|Path, # image array (as from `read_image`) or image file
                   keep_probs:bool=True,   # also return the C x H x W probabilities (False: mask and confidence only, lean)
                   min_size:int|None=None, # three-class models: drop instances of fewer pixels than this; default: the model's
+                  split_depth:float|None=None, # three-class models: cut interior seeds at necks this deep in px (`split_at_necks`); default 0: no cut
                   **kwargs,               # passed to `predict_probs`: tta, tile, overlap, batch_size, device, half
                  ) -> Prediction:
     "Mask, class probabilities and confidence for one image at its own resolution; instance ids too from a three-class model."
     if isinstance(image, (str, Path)): image = read_image(image)
     image = np.asarray(image)
     three = predicts_instances(learn)
-    limits = instance_limits(learn, min_size)
+    limits = instance_limits(learn, min_size, split_depth)
     if keep_probs:
         probs = predict_probs(learn, image, **kwargs)
         return Prediction(mask=probs.argmax(0).astype(np.uint8), probs=probs, confidence=probs.max(0),
@@ -467,6 +470,7 @@ def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (o
                    workers:int=1,            # processes predicting images side by side, with Dask (needs segment-lib[scale])
                    scheduler:str|None=None,  # address of a running Dask scheduler (tcp://host:8786) to use instead
                    min_size:int|None=None, # three-class models: drop instances of fewer pixels than this; default: the model's
+                   split_depth:float|None=None, # three-class models: cut interior seeds at necks this deep in px (`split_at_necks`; 1 helps crowded nuclei); default 0: no cut
                   ) -> list:
     "Predict a folder: `out_dir/masks/<stem>.png` (palette PNGs of class indices), confidence maps, `scores.csv`, and `instances/` from a three-class model; return the masks written."
     images = folder_files(images_dir, IMAGE_EXTS, 'image')
@@ -486,7 +490,8 @@ def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (o
     instances_dir = Path(out_dir)/'instances' if predicts_instances(learn) else None
     if tta is None: tta = 'all' if predicts_instances(learn) else 'none'   # objects: F1 +0.005-0.01 over 'flips' on DSB2018 (bench)
     args = dict(confidence_dir=confidence_dir if confidence else None, overwrite=overwrite, palette=class_palette(codes),
-                instances_dir=instances_dir, tta=tta, tile=tile, batch_size=batch_size, device=device, half=half, min_size=min_size)
+                instances_dir=instances_dir, tta=tta, tile=tile, batch_size=batch_size, device=device, half=half, min_size=min_size,
+                split_depth=split_depth)
     if not parallel: results = [_predict_file(learn, i, m, **args) for i, m in with_progress(jobs, progress, 'images')]
     elif jobs: results = _predict_with_dask(model, jobs, workers, scheduler, progress, args)
     else: results = []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import feature, filters, measure, segmentation
+from skimage import feature, filters, measure, morphology, segmentation
 
 from .data import (DEFAULT_CODES, IMAGE_EXTS, MASK_EXTS, Codes, DatasetError, read_codes, read_mask_array,
                               decode_mask, save_mask, write_codes, files_by_stem, first_by_stem, dataset_folder,
@@ -20,10 +20,10 @@ from .data import (DEFAULT_CODES, IMAGE_EXTS, MASK_EXTS, Codes, DatasetError, re
 from .check import check_dataset
 
 # %% auto #0
-__all__ = ['CONNECTIVITY', 'DEFAULT_MIN_SIZE', 'THREE_CLASS_CODES', 'CONVERSIONS', 'drop_small_objects', 'label_objects',
-           'split_touching', 'semantic_to_instances', 'instances_to_semantic', 'touching_pairs', 'TouchCount',
-           'count_touching', 'instances_to_three_class', 'three_class_to_instances', 'instance_size_limits',
-           'unet_weight_map', 'convert_masks']
+__all__ = ['CONNECTIVITY', 'DEFAULT_MIN_SIZE', 'THREE_CLASS_CODES', 'SPLIT_DEPTH', 'CONVERSIONS', 'drop_small_objects',
+           'label_objects', 'split_touching', 'semantic_to_instances', 'instances_to_semantic', 'touching_pairs',
+           'TouchCount', 'count_touching', 'instances_to_three_class', 'split_at_necks', 'three_class_to_instances',
+           'instance_size_limits', 'unet_weight_map', 'convert_masks']
 
 # %% ../nbs/06a_instances.ipynb #f789a921
 CONNECTIVITY = 2   # 8-connectivity: pixels sharing an edge or a corner belong to one object, everywhere in the library
@@ -147,11 +147,44 @@ def instances_to_three_class(instances:np.ndarray, # HxW instance ids, 0 = backg
     out[interior > 0] = 1
     return out
 
+# %% ../nbs/06a_instances.ipynb #d5ae4a8b
+SPLIT_DEPTH = 1.0   # px of half-width: the neck depth that cuts crowded nuclei's seeds apart (chosen on DSB2018 validation images, see below)
+
+def _peaks(height:np.ndarray, # the smoothed half-width of one component, 0 around it
+           depth:float,       # how far a peak must stand above the saddle to its neighbour
+          ) -> np.ndarray:
+    "Boolean: the h-maxima of `height`, the peaks left after lowering every peak by `depth`."
+    if height.max() < 2 * depth: return height == height.max()       # too thin for two peaks with a neck between
+    # peaks closer than `depth` to their saddle merge into one plateau (skimage's `h_maxima` keeps both of two equal peaks)
+    flooded = morphology.reconstruction(height - depth, height, method='dilation')
+    return morphology.local_maxima(flooded, connectivity=2) & (height > 0)
+
+def split_at_necks(mask:np.ndarray,      # HxW boolean (or 0/1) mask, e.g. the interior class of a three-class prediction
+                   depth:float=SPLIT_DEPTH, # cut where two parts are at least this many pixels wider (in half-width) than the neck between them; 0: no cut
+                   sigma:float=2.,       # smoothing of the distance map in pixels, so that ragged edges make no peaks
+                   connectivity:int=CONNECTIVITY, # how pixels join into one component
+                  ) -> np.ndarray:
+    "Instance ids (int32) of the mask's components, each pinched component cut at its necks (watershed from h-maxima of the distance map)."
+    mask = np.asarray(mask) > 0
+    components = measure.label(mask, connectivity=connectivity)
+    if depth <= 0 or components.max() == 0: return components.astype(np.int32)
+    dist = ndi.distance_transform_edt(mask)                     # each pixel's distance to the background: the half-width
+    smooth = np.where(mask, filters.gaussian(dist, sigma=sigma, preserve_range=True) if sigma else dist, 0)
+    markers, n = np.zeros(mask.shape, np.int32), 0
+    for i, box in enumerate(ndi.find_objects(components), 1):   # one component at a time, in its box: fast on large images
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
+        own = components[box] == i
+        peaks, k = ndi.label(_peaks(np.where(own, smooth[box], 0), depth) & own, structure=np.ones((3, 3)))
+        markers[box][peaks > 0] = peaks[peaks > 0] + n; n += k
+    return segmentation.watershed(-smooth, markers, mask=mask, connectivity=connectivity).astype(np.int32)
+
+
 # %% ../nbs/06a_instances.ipynb #c4e22709
 def three_class_to_instances(pred:np.ndarray,      # 3 x H x W probabilities (background, interior, boundary) or an H x W class map 0/1/2
                              min_size:int=DEFAULT_MIN_SIZE, # drop objects with fewer pixels than this, once grown
                              min_seed_size:int=1,  # interior fragments smaller than this seed nothing (their pixels join a neighbour)
                              connectivity:int=CONNECTIVITY, # how interior pixels join into one seed, and seedless pixels into one object
+                             split_depth:float=0., # cut interior seeds at necks this deep in px (`split_at_necks`, e.g. `SPLIT_DEPTH`); 0: each interior component is one seed
                              boundary:np.ndarray|None=None, # with a class map: the H x W boundary probability to flood (e.g. kept strip by strip)
                             ) -> np.ndarray:
     "Instance ids (int32, 0 = background) from a three-class prediction: interiors are the seeds, a watershed grows them over the boundary."
@@ -168,7 +201,7 @@ def three_class_to_instances(pred:np.ndarray,      # 3 x H x W probabilities (ba
                          f"H x W map of the class indices 0..{n - 1}; got {pred.dtype} values of shape {pred.shape}.")
     if connectivity not in (1, 2): raise ValueError(f"three_class_to_instances: connectivity must be 1 or 2, got {connectivity}.")
     fg = classes > 0
-    seeds = drop_small_objects(measure.label(classes == 1, connectivity=connectivity), min_seed_size)
+    seeds = drop_small_objects(split_at_necks(classes == 1, split_depth, connectivity=connectivity), min_seed_size)
     if surface is None: surface = ndi.distance_transform_edt(seeds == 0).astype(np.float32)   # class map: the nearest seed
     ids = segmentation.watershed(surface, seeds, mask=fg, connectivity=2) if seeds.max() else np.zeros(fg.shape, np.int32)
     seedless = measure.label(fg & (ids == 0), connectivity=connectivity)       # foreground no seed reaches: its own objects

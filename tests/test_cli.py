@@ -103,6 +103,10 @@ def test_evaluate_three_class_model_scores_objects(tmp_path):
     assert s['images'] == 40 and s['pixel']['compared'] == 'object vs background' and s['objects']['true'] > 300
     limits = json.loads((out/'report.json').read_text())['model']['instance_limits']
     assert s['object_settings']['min_size'] == limits['min_size'] > 16     # the model's speck size (cells: over 100 px)
+    r = run_cli('evaluate', out, ROOT/'data'/'cells', '--split-depth', '1', '--out', tmp_path/'cut.json')   # seeds cut at necks
+    assert r.returncode == 0, r.stderr[-2000:]
+    cut = json.loads((tmp_path/'cut.json').read_text())
+    assert cut['objects']['true'] == s['objects']['true'] and cut['images'] == 40     # the same truth, scored through the option
 
 def test_offline_pretrained_message(cells, tmp_path, monkeypatch):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path/'empty_torch_cache'))

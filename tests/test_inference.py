@@ -274,6 +274,9 @@ def test_three_class_model_predicts_instances(learn3, learn):
     lean = predict_image(learn3, image, keep_probs=False)
     assert lean.probs is None and (lean.instances == full.instances).all()          # strip by strip: the same objects
     assert (predict_image(learn3, image, min_size=10**6).instances == 0).all()      # min_size reaches the conversion
+    cut = predict_image(learn3, image, split_depth=0.5)                             # split_depth reaches it too
+    assert (cut.instances == three_class_to_instances(cut.probs, split_depth=0.5)).all()
+    assert (predict_image(learn3, image, keep_probs=False, split_depth=0.5).instances == cut.instances).all()
     assert predict_image(learn, image).instances is None                           # a two-class model: no ids
 
 
