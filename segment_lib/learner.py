@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib, json, math, platform, signal, threading, time, urllib.error, warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+from kornia.augmentation import RandomElasticTransform
+from kornia.filters import get_gaussian_kernel1d
 from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossFlat, DiceLoss, unet_learner,
                                set_seed, Normalize, params, Callback, Recorder, DataBlock, TransformBlock, RandomSplitter,
                                PILImage, PILMask, AddMaskCodes, Resize, RandomCrop, imagenet_stats, IntToFloatTensor,
@@ -33,24 +36,40 @@ from .confidence import softmax, fit_temperature, expected_calibration_error
 from .metrics import PIXEL_SCORES, confusion_matrix, pixel_scores
 
 # %% auto #0
-__all__ = ['PATCH', 'LOSSES', 'RESNETS', 'ARCHS', 'BUDGET_HEADROOM', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo',
-           'choose_patch', 'crops_per_image', 'Augmentation', 'SegAugment', 'PatchDL', 'segmentation_datablock',
-           'segmentation_dls', 'separation_border', 'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics',
-           'PretrainedWeightsUnavailable', 'unet_splitter', 'dls_model_info', 'seg_learner', 'scores_from_confusion',
-           'evaluate', 'train_pairs', 'valid_pairs', 'export_learner', 'refuse_untrainable', 'calibrate',
-           'plot_training', 'whole_image_scores', 'WholeImageScores', 'cpu_has_bf16', 'CPUMixedPrecision',
-           'mixed_precision_callbacks', 'default_minutes', 'seconds_per_step', 'plan_budget', 'CheckpointBest',
-           'LogProgress', 'KeepToBudget', 'stop_on_sigterm', 'class_weights_for', 'three_class_dataset', 'train']
+__all__ = ['PATCH', 'LOSSES', 'RESNETS', 'ARCHS', 'BUDGET_HEADROOM', 'PixelCache', 'ImageReader', 'MaskReader', 'MaskPath',
+           'ModelInfo', 'choose_patch', 'crops_per_image', 'Augmentation', 'SegAugment', 'gaussian_filter_matrix',
+           'SmoothElastic', 'PatchDL', 'segmentation_datablock', 'segmentation_dls', 'separation_border',
+           'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable', 'unet_splitter',
+           'dls_model_info', 'seg_learner', 'scores_from_confusion', 'evaluate', 'train_pairs', 'valid_pairs',
+           'export_learner', 'refuse_untrainable', 'calibrate', 'plot_training', 'whole_image_scores',
+           'WholeImageScores', 'cpu_has_bf16', 'CPUMixedPrecision', 'mixed_precision_callbacks', 'default_minutes',
+           'seconds_per_step', 'plan_budget', 'CheckpointBest', 'LogProgress', 'KeepToBudget', 'stop_on_sigterm',
+           'class_weights_for', 'three_class_dataset', 'train']
 
 # %% ../nbs/04_learner.ipynb #3a63393c
+class PixelCache:
+    "Decoded pixel arrays by file, kept up to a byte budget (training reads each image again every epoch); never pickled."
+    def __init__(self, max_bytes:int=0): self.max_bytes, self.items, self.used = max_bytes, {}, 0
+    def get(self, path, read):
+        "The pixels of `path`, from memory when they were read before, else `read(path)` (kept while the budget allows)."
+        key = str(path)
+        if key in self.items: return self.items[key]
+        pixels = read(path)
+        if self.used + pixels.nbytes <= self.max_bytes: self.items[key], self.used = pixels, self.used + pixels.nbytes
+        return pixels
+    def __getstate__(self): return dict(max_bytes=self.max_bytes, items={}, used=0)   # an exported model carries no pixels
+
+def _rgb_pixels(path): return image_to_rgb(read_image(path))
+
 class ImageReader:
-    "Open any supported image file as an 8-bit RGB `PILImage` (picklable, for `learn.export`)."
-    def __call__(self, path): return PILImage.create(image_to_rgb(read_image(path)))
+    "Open any supported image file as an 8-bit RGB `PILImage` (picklable, for `learn.export`); optionally cached in memory."
+    def __init__(self, cache_mb:float=0): self.cache = PixelCache(int(cache_mb * 2**20))   # MB of decoded images to keep
+    def __call__(self, path): return PILImage.create(getattr(self, 'cache', PixelCache()).get(path, _rgb_pixels))
 
 class MaskReader:
-    "Open any supported mask file as class indices in a `PILMask`, through the one mask decoder."
-    def __init__(self, codes:Codes|None=None): self.codes = codes
-    def __call__(self, path): return PILMask.create(read_mask(path, self.codes))
+    "Open any supported mask file as class indices in a `PILMask`, through the one mask decoder; optionally cached."
+    def __init__(self, codes:Codes|None=None, cache_mb:float=0): self.codes, self.cache = codes, PixelCache(int(cache_mb * 2**20))
+    def __call__(self, path): return PILMask.create(getattr(self, 'cache', PixelCache()).get(path, partial(read_mask, codes=self.codes)))
 
 class MaskPath:
     "Label function: the mask path paired with an image path."
@@ -122,8 +141,8 @@ class Augmentation:
             # kornia draws uniform noise in [-1, 1] per pixel (in grid units of half the patch) and smooths it with a
             # Gaussian; the smoothed field's standard deviation is about 1/(sqrt(3) * 2 * sqrt(pi) * sigma)
             alpha = self.elastic / (patch / 2) * (math.sqrt(3) * 2 * math.sqrt(math.pi) * self.elastic_sigma)
-            geo.append(K.RandomElasticTransform(kernel_size=(k, k), sigma=(self.elastic_sigma,) * 2, alpha=(alpha, alpha),
-                                                padding_mode='reflection', p=0.5))
+            geo.append(SmoothElastic(kernel_size=(k, k), sigma=(self.elastic_sigma,) * 2, alpha=(alpha, alpha),
+                                     padding_mode='reflection', p=0.5))
         if self.brightness or self.contrast:
             pix.append(K.ColorJiggle(brightness=self.brightness, contrast=self.contrast, p=0.8))
         if self.gamma: pix.append(K.RandomGamma(gamma=(1 / (1 + self.gamma), 1 + self.gamma), p=0.5))
@@ -158,6 +177,28 @@ class SegAugment(ItemTransform):
             xa, ya = self._aug(x, y)
         return TensorImage(xa.clamp(0, 1)), TensorMask(ya[:, 0].round().long())
 
+# %% ../nbs/04_learner.ipynb #95b42287
+def gaussian_filter_matrix(n:int,       # length of the axis to filter
+                           ksize:int,   # kernel length (odd)
+                           sigma:float, # Gaussian standard deviation in pixels
+                           device=None) -> torch.Tensor:
+    "n x n matrix M with `x @ M` the 1-D Gaussian filtering of x's last axis, zeros beyond its ends (kornia's 'constant' border)."
+    k = get_gaussian_kernel1d(ksize, float(sigma), device=device).reshape(-1)
+    offset = torch.arange(n, device=device)[:, None] - torch.arange(n, device=device)[None, :] + ksize // 2
+    return torch.where((offset >= 0) & (offset < ksize), k[offset.clamp(0, ksize - 1)], torch.zeros((), device=device))
+
+class SmoothElastic(RandomElasticTransform):
+    "kornia's `RandomElasticTransform` with the field smoothed by two matrix products: the same warp, faster on a CPU."
+    def apply_transform(self, input, params, flags, transform=None):
+        (ky, kx), (sy, sx), (ay, ax) = flags['kernel_size'], flags['sigma'], flags['alpha']
+        h, w, align = input.shape[-2], input.shape[-1], flags['align_corners']
+        field = gaussian_filter_matrix(h, ky, sy, input.device) @ params['noise'].to(input.device, torch.float32) \
+                @ gaussian_filter_matrix(w, kx, sx, input.device)                  # B x 2 x H x W: x and y displacements
+        identity = F.affine_grid(torch.eye(2, 3, device=input.device)[None], [1, 1, h, w], align_corners=align)
+        grid = (identity + torch.stack([field[:, 0] * ax, field[:, 1] * ay], -1)).to(input.dtype)
+        return F.grid_sample(input, grid, mode=flags['resample'].name.lower(), padding_mode=flags['padding_mode'],
+                             align_corners=align)
+
 # %% ../nbs/04_learner.ipynb #a1da64fc
 class PatchDL(TfmdDL):
     "A `TfmdDL` whose training epochs can hold any number of items: each pass draws every image again, in a new order."
@@ -176,14 +217,15 @@ def segmentation_datablock(pairs:list,          # (image, mask) path pairs
                            seed:int=42,         # seed of the validation split
                            augment:bool|Augmentation=True, # augment the training batches (or an `Augmentation` to use)
                            normalize:bool=True, # normalise with ImageNet statistics (what pretrained ResNets expect)
+                           cache_mb:float=1024, # MB of decoded images, and as many of masks, kept in memory between epochs
                           ) -> DataBlock:
     "A fastai `DataBlock` for image/mask pairs: random patches (or resized images), augmented on the batch."
     item_tfms = [Resize(size, method='squish')] if size is not None else [RandomCrop(patch)] if patch else []
     batch_tfms = [IntToFloatTensor(div_mask=1)]
     if augment: batch_tfms.append(SegAugment(augment if isinstance(augment, Augmentation) else Augmentation()))
     if normalize: batch_tfms.append(Normalize.from_stats(*imagenet_stats))
-    return DataBlock(blocks=(TransformBlock(type_tfms=ImageReader(), batch_tfms=[]),
-                             TransformBlock(type_tfms=MaskReader(codes), item_tfms=AddMaskCodes(codes=list(codes.names)))),
+    return DataBlock(blocks=(TransformBlock(type_tfms=ImageReader(cache_mb), batch_tfms=[]),
+                             TransformBlock(type_tfms=MaskReader(codes, cache_mb), item_tfms=AddMaskCodes(codes=list(codes.names)))),
                      get_y=MaskPath(pairs), splitter=RandomSplitter(valid_pct, seed=seed),
                      item_tfms=item_tfms, batch_tfms=batch_tfms, n_inp=1)
 
@@ -198,6 +240,7 @@ def segmentation_dls(data_dir:str|Path|None=None, # dataset folder (images/, mas
                      augment:bool|Augmentation=True, # augment the training set (or the `Augmentation` to use)
                      normalize:bool=True,   # ImageNet normalisation
                      num_workers:int=0,     # DataLoader worker processes (0 is fastest for small images on few cores)
+                     cache_mb:float=1024,   # MB of decoded images (and of masks) kept in memory between epochs (0: none)
                      device=None,           # torch device; default: GPU if present
                      check:bool=True,       # run `check_dataset` first so bad data fails with a clear message
                      **kwargs):             # passed to `DataBlock.dataloaders`
@@ -213,7 +256,7 @@ def segmentation_dls(data_dir:str|Path|None=None, # dataset folder (images/, mas
     if size is None: patch = patch or choose_patch(sizes)
     else: patch = None
     dblock = segmentation_datablock(pairs, codes, size=size, patch=patch, valid_pct=valid_pct, seed=seed, augment=augment,
-                                    normalize=normalize)
+                                    normalize=normalize, cache_mb=cache_mb)
     dls = dblock.dataloaders([img for img, _ in pairs], bs=bs, num_workers=num_workers, device=device, dl_type=PatchDL, **kwargs)
     if patch: dls.train.n = len(dls.train_ds) * crops_per_image(sizes, patch)     # several crops of large images per epoch
     if len(dls.train) == 0:
@@ -564,7 +607,7 @@ def seconds_per_step(learn:Learner,  # learner whose training batches and model 
         model.zero_grad(); times.append(time.time() - t)
     return float(np.median(times[1:]))
 
-BUDGET_HEADROOM = 1.5   # steps planned beyond the measured estimate: the schedule follows the clock and the deadline ends the fit
+BUDGET_HEADROOM = 2.    # steps planned per step expected from the measurement: the schedule follows the clock and the deadline ends the fit
 
 def plan_budget(seconds:float,       # wall time left for fitting, in seconds
                 step_s:float,        # seconds per training step (`seconds_per_step`)
