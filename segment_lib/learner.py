@@ -38,7 +38,7 @@ from .metrics import PIXEL_SCORES, confusion_matrix, pixel_scores
 # %% auto #0
 __all__ = ['PATCH', 'LOSSES', 'RESNETS', 'ARCHS', 'BUDGET_HEADROOM', 'PixelCache', 'ImageReader', 'MaskReader', 'MaskPath',
            'ModelInfo', 'choose_patch', 'crops_per_image', 'Augmentation', 'SegAugment', 'gaussian_filter_matrix',
-           'SmoothElastic', 'PatchDL', 'segmentation_datablock', 'segmentation_dls', 'separation_border',
+           'SmoothElastic', 'PatchDL', 'patch_draws', 'segmentation_datablock', 'segmentation_dls', 'separation_border',
            'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable', 'unet_splitter',
            'dls_model_info', 'seg_learner', 'scores_from_confusion', 'evaluate', 'train_pairs', 'valid_pairs',
            'export_learner', 'refuse_untrainable', 'calibrate', 'plot_training', 'whole_image_scores',
@@ -201,13 +201,21 @@ class SmoothElastic(RandomElasticTransform):
 
 # %% ../nbs/04_learner.ipynb #a1da64fc
 class PatchDL(TfmdDL):
-    "A `TfmdDL` whose training epochs can hold any number of items: each pass draws every image again, in a new order."
+    "A `TfmdDL` whose training epochs can hold any number of items, each image drawn `draws[i]` times per pass (default once)."
+    draws = None   # crops per pass of each item, e.g. in proportion to its area (`patch_draws`); None: every item once
     def get_idxs(self):
         n_items = len(self.dataset)
-        if not self.shuffle or self.n is None or self.n <= n_items: return super().get_idxs()
+        if not self.shuffle or self.n is None or (self.n <= n_items and self.draws is None): return super().get_idxs()
+        one_pass = [i for i, k in enumerate(self.draws or [1] * n_items) for _ in range(k)]
         idxs = []
-        while len(idxs) < self.n: idxs += self.rng.sample(range(n_items), n_items)
+        while len(idxs) < self.n: idxs += self.rng.sample(one_pass, len(one_pass))
         return idxs[:self.n]
+
+def patch_draws(sizes,      # (height, width) of every training image
+                patch:int,  # side of the training crops
+               ) -> list:
+    "Crops of each image per pass, in proportion to its area (at least one): every pixel equally likely to be trained on."
+    return [max(1, round(h * w / patch ** 2)) for h, w in sizes]
 
 def segmentation_datablock(pairs:list,          # (image, mask) path pairs
                            codes:Codes,         # class names
@@ -241,6 +249,7 @@ def segmentation_dls(data_dir:str|Path|None=None, # dataset folder (images/, mas
                      normalize:bool=True,   # ImageNet normalisation
                      num_workers:int=0,     # DataLoader worker processes (0 is fastest for small images on few cores)
                      cache_mb:float=1024,   # MB of decoded images (and of masks) kept in memory between epochs (0: none)
+                     by_area:bool=True,     # draw crops of each training image in proportion to its area (False: every image equally)
                      device=None,           # torch device; default: GPU if present
                      check:bool=True,       # run `check_dataset` first so bad data fails with a clear message
                      **kwargs):             # passed to `DataBlock.dataloaders`
@@ -259,6 +268,10 @@ def segmentation_dls(data_dir:str|Path|None=None, # dataset folder (images/, mas
                                     normalize=normalize, cache_mb=cache_mb)
     dls = dblock.dataloaders([img for img, _ in pairs], bs=bs, num_workers=num_workers, device=device, dl_type=PatchDL, **kwargs)
     if patch: dls.train.n = len(dls.train_ds) * crops_per_image(sizes, patch)     # several crops of large images per epoch
+    if patch and by_area:                                                            # large images: more of their crops
+        size_of = {str(img): hw for (img, _), hw in zip(pairs, sizes)}
+        draws = patch_draws([size_of[str(img)] for img in dls.train_ds.items], patch)
+        if len(set(draws)) > 1: dls.train.draws = draws                              # equal sizes: every image once
     if len(dls.train) == 0:
         raise DatasetError(f"{data_dir or 'pairs'}: only {len(dls.train_ds)} training images, fewer than one batch of "
                            f"bs={bs}; lower bs or add images.")
