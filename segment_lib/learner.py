@@ -214,7 +214,7 @@ class PatchDL(TfmdDL):
 def patch_draws(sizes,      # (height, width) of every training image
                 patch:int,  # side of the training crops
                ) -> list:
-    "Crops of each image per pass, in proportion to its area (at least one): every pixel equally likely to be trained on."
+    "Crops of each image per pass, in proportion to its area (at least one): every pixel about equally likely to be trained on."
     return [max(1, round(h * w / patch ** 2)) for h, w in sizes]
 
 def segmentation_datablock(pairs:list,          # (image, mask) path pairs
