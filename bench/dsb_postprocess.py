@@ -98,7 +98,7 @@ def main(argv=None):
              "|---|---|---|---|---|---|", line('default (argmax, model limits)', 'default'),
              line(f"thresholds best on validation: t_seed {bt[1]}, t_fg {bt[2]}", bt),
              line(f"sizes best on validation: min_size {bs[1]}, min_seed_size {bs[2]}", bs),
-             line(f"best on test, for reference: {' '.join(map(str, test_best))}", test_best),
+             line(f"best on test, for reference: {test_best if test_best == 'default' else ' '.join(map(str, test_best))}", test_best),
              "", f"- grid: thresholds (t_seed, t_fg) {THRESHOLDS}; sizes (min_size, min_seed_size) {SIZES}",
              f"- command: `bench/dsb_postprocess.py {' '.join(argv if argv is not None else sys.argv[1:])}`"]
     text = '\n'.join(lines) + '\n'
