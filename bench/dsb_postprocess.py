@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT/'bench'))
 from train_throughput import cpu_model, usable_cores
 
 THRESHOLDS = list(itertools.product([0.3, 0.4, 0.5, 0.6, 0.7], [0.3, 0.4, 0.5, 0.6]))   # (t_seed, t_fg)
-SIZES = [(ms, ss) for ms in (8, 16, 24, 32, 48) for ss in (1, 8, 12, 16)]               # (min_size, min_seed_size)
+SIZES = [(ms, ss) for ms in (8, 16, 24, 32, 48) for ss in (1, 4, 8, 12, 16)]               # (min_size, min_seed_size)
 
 
 def predict(work: Path, cache: Path) -> None:

@@ -20,10 +20,10 @@ from .data import (DEFAULT_CODES, IMAGE_EXTS, MASK_EXTS, Codes, DatasetError, re
 from .check import check_dataset
 
 # %% auto #0
-__all__ = ['CONNECTIVITY', 'DEFAULT_MIN_SIZE', 'THREE_CLASS_CODES', 'SPLIT_DEPTH', 'CONVERSIONS', 'drop_small_objects',
-           'label_objects', 'split_touching', 'semantic_to_instances', 'instances_to_semantic', 'touching_pairs',
-           'TouchCount', 'count_touching', 'instances_to_three_class', 'split_at_necks', 'three_class_to_instances',
-           'instance_size_limits', 'unet_weight_map', 'convert_masks']
+__all__ = ['CONNECTIVITY', 'DEFAULT_MIN_SIZE', 'THREE_CLASS_CODES', 'MIN_INTERIOR', 'SPLIT_DEPTH', 'CONVERSIONS',
+           'drop_small_objects', 'label_objects', 'split_touching', 'semantic_to_instances', 'instances_to_semantic',
+           'touching_pairs', 'TouchCount', 'count_touching', 'instances_to_three_class', 'split_at_necks',
+           'three_class_to_instances', 'instance_size_limits', 'unet_weight_map', 'convert_masks']
 
 # %% ../nbs/06a_instances.ipynb #f789a921
 CONNECTIVITY = 2   # 8-connectivity: pixels sharing an edge or a corner belong to one object, everywhere in the library
@@ -134,15 +134,26 @@ def count_touching(instances:np.ndarray, # HxW instance ids, 0 = background
 
 # %% ../nbs/06a_instances.ipynb #a633ea5d
 THREE_CLASS_CODES = ('background', 'interior', 'boundary')   # class names of three-class masks
+MIN_INTERIOR = 1 / 3   # a boundary layer past the first is peeled only off objects that keep this share of their pixels as interior
 
 def instances_to_three_class(instances:np.ndarray, # HxW instance ids, 0 = background
                              boundary_width:int=1, # boundary thickness in pixels on each object's side
+                             min_interior:float=MIN_INTERIOR, # layers past the first only where this share of the object stays interior (0: every layer everywhere)
                             ) -> np.ndarray:
-    "Three-class mask (uint8): 0 background, 1 interior, 2 boundary (also between touching objects)."
+    "Three-class mask (uint8): 0 background, 1 interior, 2 boundary (also between touching objects); small objects keep an interior."
     instances = np.asarray(instances)
+    ids, index = np.unique(instances, return_inverse=True)          # compact indices: any ids, even huge ones
+    index = index.reshape(instances.shape)
+    area = np.bincount(index.ravel(), minlength=len(ids))
     interior = instances.copy()
-    for _ in range(max(1, int(boundary_width))):
-        interior[segmentation.find_boundaries(interior, connectivity=1, mode='inner')] = 0
+    for layer in range(max(1, int(boundary_width))):
+        peeled = interior.copy()
+        peeled[segmentation.find_boundaries(interior, connectivity=1, mode='inner')] = 0
+        if layer and min_interior > 0:                                 # objects that would keep too little interior stop here
+            left = np.bincount(index[peeled != 0], minlength=len(ids))
+            thin = (left < min_interior * area) & (ids != 0)
+            peeled = np.where(thin[index], interior, peeled)
+        interior = peeled
     out = (instances > 0).astype(np.uint8) * 2
     out[interior > 0] = 1
     return out
@@ -270,6 +281,7 @@ def convert_masks(masks_dir:str|Path,   # folder of masks (instance ids or class
                   method:str='components', # classes -> instances: 'components' or 'watershed'
                   min_distance:int=5,   # 'watershed': minimum distance between object centres
                   boundary_width:int=1, # 'three-class': boundary thickness in pixels
+                  min_interior:float=MIN_INTERIOR, # 'three-class': layers past the first only where this share of the object stays interior
                   progress:bool=True,   # show a progress bar
                  ) -> dict:
     "Convert a folder of masks to semantic, three-class or instance masks in a checked dataset folder; returns a summary."
@@ -300,7 +312,7 @@ def convert_masks(masks_dir:str|Path,   # folder of masks (instance ids or class
             names = names or (list(codes_in.names) if got == 'semantic' and codes_in else list(DEFAULT_CODES))
         else:
             if ids is None: ids = semantic_to_instances(arr, method, min_distance)
-            result = instances_to_three_class(ids, boundary_width) if to == 'three-class' else segmentation.relabel_sequential(ids)[0]
+            result = instances_to_three_class(ids, boundary_width, min_interior) if to == 'three-class' else segmentation.relabel_sequential(ids)[0]
         if ids is not None:
             tc = count_touching(ids)
             n_objects, n_touching, counted = n_objects + tc.objects, n_touching + tc.touching, True

@@ -14,7 +14,7 @@ from segment_lib.instances import (DEFAULT_MIN_SIZE, THREE_CLASS_CODES, convert_
 from segment_lib.metrics import object_overlaps, object_scores, object_summary
 from segment_lib.synthetic import make_cells, make_crystals
 
-from conftest import shared_dataset
+from conftest import run_cli, shared_dataset
 
 # ------------------------------------------------------------------ semantic <-> instance
 def separated_objects(seed, n=8, size=96):
@@ -103,6 +103,25 @@ def test_convert_bare_folder_of_8bit_ids(tmp_path):
     Image.fromarray(ids).save(tmp_path/'labels'/'a.png')
     s = convert_masks(tmp_path/'labels', 'three-class', tmp_path/'out', progress=False)          # napari-style 8-bit ids
     assert ids.max() >= 3 and s['objects'] == ids.max() and not (tmp_path/'out'/'images').exists()
+
+
+def test_three_class_small_objects_keep_an_interior(tmp_path):
+    "With 2-px boundaries a small nucleus loses only its first layer (MIN_INTERIOR); large ones, huge ids and the CLI agree."
+    yy, xx = np.mgrid[:30, :44]
+    ids = np.zeros((30, 44), np.int64)
+    ids[(yy - 15) ** 2 + (xx - 12) ** 2 <= 100] = 70_000                                          # a large nucleus, a 17-bit id
+    ids[(yy - 15) ** 2 + (xx - 25.5) ** 2 <= 12] = 3                                              # a small one touching it
+    assert count_touching(ids).pairs == 1
+    every, kept = instances_to_three_class(ids, 2, min_interior=0), instances_to_three_class(ids, 2)
+    assert (every[ids == 70_000] == kept[ids == 70_000]).all()                                    # the large one: both layers
+    small = (ids == 3).sum()
+    assert (every[ids == 3] == 1).sum() < small / 3 <= (kept[ids == 3] == 1).sum()                # the small one keeps a third
+    assert measure.label(kept == 1, connectivity=2).max() == 2                                    # interiors still apart
+    (tmp_path/'ids').mkdir(); Image.fromarray(ids.astype(np.int32)).save(tmp_path/'ids'/'a.tif')
+    for extra, expect in (([], kept), (['--min-interior', '0'], every)):
+        r = run_cli('convert', tmp_path/'ids', '--to', 'three-class', '--boundary-width', '2', '--out', tmp_path/f'out{len(extra)}', *extra)
+        assert r.returncode == 0, r.stderr
+        assert (read_mask_array(tmp_path/f'out{len(extra)}'/'masks'/'a.png') == expect).all()
 
 
 
