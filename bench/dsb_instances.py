@@ -89,7 +89,7 @@ def main(argv=None):
     per_image = json.loads((work/'scores-0.json').read_text())['per_image']
     worst = sorted(per_image, key=lambda r: r['objects']['tp'] - r['objects']['true'])[:4]
     st = report['settings']
-    lines += ["", f"- train settings: boundary width {st.get('boundary_width')}, border weight {st.get('border_weight')}, inverted "
+    lines += ["", f"- train settings: boundary width {st.get('boundary_width')} (min interior {st.get('min_interior', 0)}), border weight {st.get('border_weight')}, inverted "
               f"patches {st['augment']['invert'] if st['augment'] else 0}, loss {st['loss']}, U-Net width {st['base_width']} depth "
               f"{st['depth']}; torch threads {report['machine']['cpu_threads']}; {report['plan'].get('steps_done')} steps done",
               "- most true objects missed (three-class): " + '; '.join(

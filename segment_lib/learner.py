@@ -29,7 +29,7 @@ from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossF
 from .data import (DEFAULT_CODES, Codes, DatasetError, UserError, atomic_write, dataset_codes, find_pairs,
                               image_to_rgb, image_size, read_image, read_mask, with_progress)
 from .check import check_dataset, MIN_TRAIN_SIDE
-from .instances import convert_masks, instance_size_limits
+from .instances import MIN_INTERIOR, convert_masks, instance_size_limits
 from .unet import UNet, count_parameters
 from .inference import predict_probs
 from .confidence import softmax, fit_temperature, expected_calibration_error
@@ -801,6 +801,7 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
                  else f" in {epochs} epochs"),
               flush=True)
     settings = dict(data=str(source), instances=instances, boundary_width=boundary_width if instances else None,
+                    min_interior=MIN_INTERIOR if instances else None,
                     border_weight=border_weight if instances else None, arch=arch, minutes=minutes, steps=steps, epochs=epochs, lr=lr, bs=bs, patch=plan['patch'], size=size,
                     augment=asdict(augment) if augment else False, valid_pct=valid_pct, seed=seed,
                     loss=loss, class_weights=weights_per_class,

@@ -178,6 +178,10 @@ def test_instance_training_learns_three_classes_and_predicts_instances(tmp_path)
     from segment_lib.data import read_mask_array
     rep = train(ROOT/'data'/'cells', tmp_path/'m', instances=True, steps=2, base_width=4, depth=3, show_progress=False)
     assert rep['settings']['instances'] and rep['model']['classes'] == list(THREE_CLASS_CODES)
+    from segment_lib.instances import MIN_INTERIOR, instances_to_three_class    # the masks it learnt from, as recorded
+    assert rep['settings']['boundary_width'] == 2 and rep['settings']['min_interior'] == MIN_INTERIOR
+    first = sorted((ROOT/'data'/'cells'/'instances').iterdir())[0]
+    assert (read_mask_array(tmp_path/'m'/'three-class'/'masks'/first.name) == instances_to_three_class(read_mask_array(first), 2)).all()
     assert (tmp_path/'m'/'three-class'/'masks').is_dir() and rep['data']['pairs'] == 40
     from segment_lib.instances import instance_size_limits                # speck sizes from the training objects
     true_ids = [read_mask_array(f) for f in sorted((ROOT/'data'/'cells'/'instances').iterdir())]
