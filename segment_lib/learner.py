@@ -602,12 +602,17 @@ def default_minutes() -> float:
     "Training budget when none is given: 10 minutes on a CPU, 3 on a GPU (tens of times faster)."
     return 3. if torch.cuda.is_available() else 10.
 
+def _endless(dl):
+    "The batches of `dl` again and again: a small training set may have fewer batches than there are steps to time."
+    if len(dl) == 0: raise DatasetError("no training batches to time: fewer training images than one batch")
+    while True: yield from dl
+
 def seconds_per_step(learn:Learner,  # learner whose training batches and model are timed
                      precision:list=[], # the mixed-precision callbacks training will use (`mixed_precision_callbacks`)
                      n:int=3,        # timed steps, after one warm-up step
                     ) -> float:
     "Median seconds of one training step (loading, augmenting, forward and backward pass) on real batches."
-    model, times, batches = learn.model, [], iter(learn.dls.train)
+    model, times, batches = learn.model, [], _endless(learn.dls.train)
     model.train()
     cpu_bf16 = any(isinstance(cb, CPUMixedPrecision) for cb in precision)
     gpu_amp = torch.cuda.is_available() and bool(precision)

@@ -79,6 +79,18 @@ def test_minutes_budget_plans_from_measured_speed(tmp_path, capsys):
     assert not torch.is_autocast_enabled('cpu')                         # bfloat16 autocast (when used) was closed
 
 
+def test_minutes_budget_on_a_dataset_of_few_batches(tmp_path):
+    "A small dataset (16 training images: 2 batches, fewer than the steps timed) trains with a budget in minutes from the command line."
+    import json, shutil
+    for sub in ('images', 'masks'):
+        (tmp_path/'d'/sub).mkdir(parents=True)
+        for f in sorted((ROOT/'data'/'cells'/sub).iterdir())[:20]: shutil.copy(f, tmp_path/'d'/sub/f.name)
+    r = run_cli('train', tmp_path/'d', '--out', tmp_path/'m', '--minutes', '0.3', '--base-width', '4', '--depth', '2')
+    assert r.returncode == 0, r.stderr
+    plan = json.loads((tmp_path/'m'/'report.json').read_text())['plan']
+    assert plan['seconds_per_step'] > 0 and plan['steps_done'] >= 1
+
+
 def test_minutes_budget_is_filled_when_the_measurement_was_too_slow(tmp_path, monkeypatch):
     "Steps timed while another job ran look 4x slower than they are: the clock, not the count, still ends the fit."
     import segment_lib.learner as L
