@@ -142,18 +142,18 @@ def instances_to_three_class(instances:np.ndarray, # HxW instance ids, 0 = backg
                             ) -> np.ndarray:
     "Three-class mask (uint8): 0 background, 1 interior, 2 boundary (also between touching objects); small objects keep an interior."
     instances = np.asarray(instances)
-    ids, index = np.unique(instances, return_inverse=True)          # compact indices: any ids, even huge ones
-    index = index.reshape(instances.shape)
-    area = np.bincount(index.ravel(), minlength=len(ids))
-    interior = instances.copy()
-    for layer in range(max(1, int(boundary_width))):
-        peeled = interior.copy()
-        peeled[segmentation.find_boundaries(interior, connectivity=1, mode='inner')] = 0
-        if layer and min_interior > 0:                                 # objects that would keep too little interior stop here
-            left = np.bincount(index[peeled != 0], minlength=len(ids))
-            thin = (left < min_interior * area) & (ids != 0)
-            peeled = np.where(thin[index], interior, peeled)
-        interior = peeled
+    layers, interior = max(1, int(boundary_width)), instances.copy()
+    keep = layers > 1 and min_interior > 0                            # only layers past the first can be withheld
+    if keep:
+        ids, index = np.unique(instances, return_inverse=True)      # compact indices: any ids, even huge ones
+        index = index.reshape(instances.shape)
+        area = np.bincount(index.ravel(), minlength=len(ids))
+    for layer in range(layers):
+        edge = segmentation.find_boundaries(interior, connectivity=1, mode='inner')
+        if layer and keep:                                            # objects that would keep too little interior stop here
+            left = np.bincount(index[(interior != 0) & ~edge], minlength=len(ids))
+            edge &= ~((left < min_interior * area) & (ids != 0))[index]
+        interior[edge] = 0
     out = (instances > 0).astype(np.uint8) * 2
     out[interior > 0] = 1
     return out
