@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test export clean-nbs check-sync nbtest pytest docs docs-check lab readme clean
+.PHONY: install demo test export clean-nbs check-sync nbtest pytest docs docs-check lab readme sidebar clean
 
 # Install the package in editable mode with the pinned versions from constraints.txt.
 $(STAMP): pyproject.toml constraints.txt
@@ -49,6 +49,11 @@ lab: $(STAMP)
 # README.md from nbs/index.ipynb (tests/test_notebooks.py fails when they differ).
 readme: $(STAMP)
 	$(BIN)/python tools/docs/readme.py
+
+# nbs/sidebar.yml from the notebooks: the lessons, then nbs/reference/ as "Library reference" (tests/test_notebooks.py
+# fails when it is out of date).
+sidebar: $(STAMP)
+	$(BIN)/python -c "import sys; sys.path.insert(0, 'tools'); from docs import build; open('nbs/sidebar.yml', 'w').write(build.sidebar_yml())"
 
 export: $(STAMP)
 	$(BIN)/nbdev-export && $(BIN)/nbdev-clean

@@ -14,6 +14,8 @@ from docs import readme, build, browser                 # noqa: E402  tools/docs
 
 COURSE = build.course_notebooks()                       # index.ipynb, then 00_data, 00b_check, 01_synthetic, ...
 ids = [p.stem for p in COURSE]
+SITE = build.site_notebooks()                           # the course, then nbs/reference/*: every page of the docs site
+site_ids = [str(p.relative_to(ROOT/'nbs').with_suffix('')) for p in SITE]
 
 def _nb(path): return json.loads(Path(path).read_text(encoding='utf-8'))
 def _src(cell): return ''.join(cell['source'])
@@ -36,7 +38,7 @@ def test_course_order():
     assert names[0] == 'index.ipynb' and names[1:3] == ['00_data.ipynb', '00b_check.ipynb'], names
     assert names[1:] == sorted(names[1:])
 
-@pytest.mark.parametrize('path', COURSE, ids=ids)
+@pytest.mark.parametrize('path', SITE, ids=site_ids)
 def test_title_cell_holds_only_the_title(path):
     "nbdev turns the title cell into the page's front matter (`# title`, `> subtitle`, `- key: value`) and drops the rest."
     cells = _nb(path)['cells']
@@ -87,7 +89,7 @@ def test_colab_script_is_idempotent(tmp_path):
 # An absolute path of the machine that ran the notebook (not part of a URL: no word character or '.' before it).
 MACHINE_PATH = re.compile(r'(?<![\w.])/(?:tmp|home|work|root)/|\.venv\b')
 
-@pytest.mark.parametrize('path', COURSE, ids=ids)
+@pytest.mark.parametrize('path', SITE, ids=site_ids)
 def test_saved_outputs_are_clean(path):
     "No progress-bar residue, no warnings, no paths of the machine that ran it, no saved errors."
     problems = []
@@ -121,7 +123,7 @@ def figure_sizes(nb):
 
 def min_width(w, h): return SHEET_MIN_W if w >= SHEET_RATIO * h else FIGURE_MIN_W
 
-@pytest.mark.parametrize('path', COURSE, ids=ids)
+@pytest.mark.parametrize('path', SITE, ids=site_ids)
 def test_figures_are_legible(path):
     small = [f'cell {i}: {k} {w}x{h} px, needs >= {min_width(w, h)} px wide'
              for i, k, w, h in figure_sizes(_nb(path)) if w < min_width(w, h)]
@@ -129,8 +131,13 @@ def test_figures_are_legible(path):
 
 def test_saved_notebooks_stay_small():
     "Saved outputs are for reading, not archiving: the whole course stays a few MB."
-    total = sum(p.stat().st_size for p in COURSE)
-    assert total < 6e6, f'the course notebooks hold {total / 1e6:.1f} MB'
+    total = sum(p.stat().st_size for p in SITE)
+    assert total < 6e6, f'the course and reference notebooks hold {total / 1e6:.1f} MB'
+
+def test_sidebar_lists_every_page():
+    "nbs/sidebar.yml (the Quarto sidebar, custom_sidebar = true) lists the lessons, then the 'Library reference' section."
+    assert (ROOT/'nbs'/'sidebar.yml').read_text(encoding='utf-8') == build.sidebar_yml(), \
+        'nbs/sidebar.yml is out of date: run `make sidebar`'
 
 # --- README = home page -----------------------------------------------------------------------------------------------
 
@@ -152,18 +159,26 @@ def _mini_course(folder):
     def md(s): return dict(cell_type='markdown', id=f'm{abs(hash(s)) % 10**6}', metadata={}, source=s)
     def nb(cells): return dict(cells=cells, metadata={}, nbformat=4, nbformat_minor=5)
     png = base64.b64encode(next((ROOT/'data'/'cells'/'images').glob('*.png')).read_bytes()).decode()
-    folder.mkdir()
+    (folder/'reference').mkdir(parents=True)
     (folder/'index.ipynb').write_text(json.dumps(nb([md('# Home\n\n> the title cell becomes front matter'),
-        md('[one](01_one.ipynb#good-part), [gone](02_gone.ipynb), [bad](01_one.ipynb#nope)')])))
+        md('[one](01_one.ipynb#good-part), [gone](02_gone.ipynb), [bad](01_one.ipynb#nope), [api](reference/00_api.ipynb#an-api)')])))
     (folder/'01_one.ipynb').write_text(json.dumps(nb([md('# One'), md('## Good part'), dict(
         cell_type='code', id='c1', metadata={}, execution_count=None, source='x',
-        outputs=[dict(output_type='display_data', metadata={}, data={'image/png': png, 'text/plain': 'fig'})])])))
+        outputs=[dict(output_type='display_data', metadata={}, data={'image/png': png, 'text/plain': 'fig'})]),
+        dict(cell_type='code', id='c2', metadata={}, execution_count=None, source='#| code-fold: true\n#| code-summary: "Solution"\ny = 1',
+             outputs=[dict(output_type='stream', name='stdout', text='solved\n')])])))
+    (folder/'reference'/'00_api.ipynb').write_text(json.dumps(nb([md('# An API'), md('## An API\n\n[back](../01_one.ipynb#good-part)')])))
     return folder
 
 def test_docs_check_finds_broken_links(tmp_path):
     pages, problems = build.build_site(tmp_path/'site', nbs=_mini_course(tmp_path/'nbs'), quiet=True)
-    assert [p for p, _, _ in pages] == ['index.html', 'one.html']
-    assert 'href="one.html#good-part"' in (tmp_path/'site'/'index.html').read_text()     # .ipynb -> page, as Quarto
+    assert [p for p, _, _ in pages] == ['index.html', 'one.html', 'reference/api.html']
+    home, api = (tmp_path/'site'/'index.html').read_text(), (tmp_path/'site'/'reference'/'api.html').read_text()
+    assert 'href="one.html#good-part"' in home and 'href="reference/api.html#an-api"' in home  # .ipynb -> page, as Quarto
+    assert 'href="../one.html#good-part"' in api and 'href="../index.html"' in api           # relative to the page's folder
+    assert '<p class="section">Library reference</p>' in home
+    one = (tmp_path/'site'/'one.html').read_text()
+    assert '<details class="code-fold"><summary>Solution</summary>' in one and 'solved' in one   # folded code, output shown
     problems, stats = build.check_links(tmp_path/'site', pages)
     assert len(problems) == 2 and 'not in the course: 02_gone.ipynb' in problems[0] and 'no id "nope"' in problems[1]
 
@@ -171,5 +186,5 @@ def test_docs_check_finds_broken_links(tmp_path):
 def test_docs_check_in_chromium(tmp_path):
     pages, _ = build.build_site(tmp_path/'site', nbs=_mini_course(tmp_path/'nbs'), quiet=True)
     problems, stats = browser.check_pages(tmp_path/'site', [p for p, _, _ in pages], log=lambda *a: None)
-    assert stats['pages'] == 2 and stats['images'] == 1
+    assert stats['pages'] == 3 and stats['images'] == 1
     assert any('02_gone.ipynb: 404' in p for p in problems) and any('no anchor "nope"' in p for p in problems)

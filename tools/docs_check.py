@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The local docs check, where Quarto is not available: `make docs-check` (and `make docs` without Quarto).
 
-1. Every notebook in nbs/ goes through nbdev's own docs processing (front matter, hidden cells, `show_doc` for every
+1. Every notebook in nbs/ and nbs/reference/ goes through nbdev's own docs processing (front matter, hidden cells, `show_doc` for every
    export, which runs the notebook's import and export cells as nbdev-docs does) and becomes an HTML page with its
    saved outputs (nbconvert instead of Quarto), with a sidebar of all pages in course order (index, 00_data,
-   00b_check, 01_synthetic, ...), under the names nbdev publishes (`data.html`, ...), links between notebooks
+   00b_check, 01_synthetic, ..., then the "Library reference" section: reference/data.html, ...), under the names nbdev publishes (`data.html`, ...), links between notebooks
    rewritten to the pages (see tools/docs/build.py).
 2. Static check: nbdev's processing succeeded, no saved error output, every local link reaches a page and anchor that
    exist, local images exist.

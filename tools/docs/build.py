@@ -19,14 +19,40 @@ from urllib.parse import urlsplit, unquote
 ROOT = Path(__file__).resolve().parents[2]
 NBS = ROOT/'nbs'
 
-def page_name(nb_path):
-    "The page nbdev/Quarto publish for `nb_path`: numeric prefix dropped, `.html`."
-    return re.sub(r'^\d+[a-zA-Z0-9]*_', '', Path(nb_path).name.lower()).rsplit('.', 1)[0] + '.html'
+REFERENCE = 'reference'   # nbs/reference/: the library's API notebooks, a sidebar section of their own
+SECTIONS = (('', 'Course'), (REFERENCE, 'Library reference'))   # (folder under nbs/, sidebar title)
+
+def page_name(nb_path, nbs=NBS):
+    "The page nbdev/Quarto publish for `nb_path`, relative to the site root: folder kept, numeric prefix dropped, `.html`."
+    nb_path = Path(nb_path)
+    folder = nb_path.parent.name if nb_path.parent.name == REFERENCE else ''
+    name = re.sub(r'^\d+[a-zA-Z0-9]*_', '', nb_path.name.lower()).rsplit('.', 1)[0] + '.html'
+    return f'{folder}/{name}' if folder else name
+
+def _listed(folder):
+    return sorted(p for p in folder.glob('*.ipynb') if p.name != 'index.ipynb' and not p.name.startswith(('_', '.')))
 
 def course_notebooks(nbs=NBS):
-    "index.ipynb first, then every other notebook not starting with `_` or `.`, in name order (the course order)."
-    rest = sorted(p for p in nbs.glob('*.ipynb') if p.name != 'index.ipynb' and not p.name.startswith(('_', '.')))
-    return ([nbs/'index.ipynb'] if (nbs/'index.ipynb').exists() else []) + rest
+    "The lessons: index.ipynb first, then every other notebook at the top of nbs/ not starting with `_` or `.`, in name order."
+    return ([nbs/'index.ipynb'] if (nbs/'index.ipynb').exists() else []) + _listed(nbs)
+
+def reference_notebooks(nbs=NBS):
+    "The library reference: the notebooks in nbs/reference/, in name order."
+    return _listed(nbs/REFERENCE)
+
+def site_notebooks(nbs=NBS):
+    "Every page of the site in sidebar order: the course, then the library reference."
+    return course_notebooks(nbs) + reference_notebooks(nbs)
+
+def sidebar_yml(nbs=NBS):
+    "The Quarto sidebar (nbs/sidebar.yml, `custom_sidebar = true`): the lessons, then a 'Library reference' section."
+    lines = ['website:', '  sidebar:', '    contents:']
+    lines += [f'      - {p.relative_to(nbs).as_posix()}' for p in course_notebooks(nbs)]
+    ref = reference_notebooks(nbs)
+    if ref:
+        lines += ['      - section: Library reference', '        contents:']
+        lines += [f'          - {p.relative_to(nbs).as_posix()}' for p in ref]
+    return '\n'.join(lines) + '\n'
 
 _re_dir = re.compile(r'^\s*#\s*\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
 
@@ -84,14 +110,15 @@ def _add_pandoc_ids(body):
         return f'<{tag}{attrs}><span id="{pid}"></span>{inner}</{tag}>'
     return re.sub(r'<(h[1-6])([^>]*)>(.*?)</\1>', f, body, flags=re.S)
 
-def _rewrite_links(body, names):
-    "href='X.ipynb[#a]' (relative) -> the page of X; an unknown notebook keeps a .ipynb link the check reports."
+def _rewrite_links(body, nb_path, known):
+    "href='X.ipynb[#a]' (relative to `nb_path`) -> the page of X, relative to this page; an unknown notebook keeps its .ipynb link."
+    here = Path(page_name(nb_path)).parent
     def f(m):
         q, url = m.group(1), html.unescape(m.group(2))
         parts = urlsplit(url)
         if parts.scheme or parts.netloc or not parts.path.endswith('.ipynb'): return m.group(0)
-        name = Path(unquote(parts.path)).name
-        new = page_name(name) if name in names else url
+        target = (Path(nb_path).parent/unquote(parts.path)).resolve()
+        new = os.path.relpath(page_name(target), here) if target in known else url
         if parts.fragment: new += '#' + parts.fragment
         return f'href={q}{html.escape(new)}{q}'
     return re.sub(r'href=(["\'])(.*?)\1', f, body)
@@ -102,6 +129,8 @@ body { margin: 0; font-family: system-ui, sans-serif; line-height: 1.5; color: #
            background: #f6f7f9; border-right: 1px solid #ddd; font-size: 0.9rem; box-sizing: border-box; }
 #sidebar ul { padding-left: 0; list-style: none; } #sidebar li { margin: .3rem 0; }
 #sidebar a.active { font-weight: bold; } #sidebar .num { color: #888; font-family: monospace; }
+#sidebar p.section { margin: 1rem 0 .2rem; font-weight: bold; color: #555; }
+details.code-fold > summary { cursor: pointer; color: #2a6; }
 main { margin-left: 250px; padding: 1rem 2rem; max-width: 920px; }
 p.description { font-style: italic; font-size: 125%; opacity: .75; }
 img { max-width: 100%; height: auto; }
@@ -111,12 +140,20 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: 2
 """
 
 def page_html(title, body, nav, current):
-    items = '\n'.join(f'<li><a href="{n}"{" class=active" if n == current else ""}>'
-                      f'<span class="num">{html.escape(num)}</span> {html.escape(t)}</a></li>' for n, t, num in nav)
+    "One page: the sidebar (a list per section, links relative to this page) and the body."
+    up = os.path.relpath('.', Path(current).parent)
+    def link(n): return os.path.relpath(n, Path(current).parent)
+    items = ''
+    for folder, heading in SECTIONS:
+        entries = [(n, t, num) for n, t, num in nav if (Path(n).parent.name if '/' in n else '') == folder]
+        if not entries: continue
+        if folder: items += f'</ul><p class="section">{html.escape(heading)}</p><ul>\n'
+        items += '\n'.join(f'<li><a href="{link(n)}"{" class=active" if n == current else ""}>'
+                           f'<span class="num">{html.escape(num)}</span> {html.escape(t)}</a></li>' for n, t, num in entries)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,"><title>{html.escape(title)}</title><style>{CSS}</style></head>
-<body><nav id="sidebar"><a href="index.html"><b>segment_lib</b></a><ul>
+<body><nav id="sidebar"><a href="{up}/index.html"><b>segment_lib</b></a><ul>
 {items}
 </ul></nav>
 <main id="content">
@@ -163,6 +200,12 @@ def _render_cells(d):
             if dd.get('output') == 'false': c['outputs'] = []
             if not c['source'] and not c.get('outputs'): continue
             if not c['source']: c['metadata'] = {'tags': ['remove_input']}       # show_doc: its output only
+            elif dd.get('code-fold', '').strip('"\'') in ('true', 'show'):       # folded code, as Quarto shows it
+                summary = dd.get('code-summary', 'Code').strip('"\'')
+                keep.append(dict(cell_type='markdown', id=f"{c.get('id', 'x')}-fold", metadata={}, source=(
+                    f'<details class="code-fold"><summary>{html.escape(summary)}</summary>\n\n```python\n{c["source"]}\n```\n\n</details>')))
+                c['source'], c['metadata'] = '', {'tags': ['remove_input']}
+                if not c.get('outputs'): continue
         keep.append(c)
     d['cells'] = keep
     return d
@@ -179,10 +222,10 @@ def build_site(out, nbs=NBS, quiet=False, workers=2):
     out = Path(out)
     if out.exists(): shutil.rmtree(out)
     out.mkdir(parents=True)
-    nb_paths = course_notebooks(nbs)
-    names = {p.name for p in nb_paths}
+    nb_paths = site_notebooks(nbs)
+    known = {p.resolve() for p in nb_paths}
     nbs_json = {p: json.loads(p.read_text(encoding='utf-8')) for p in nb_paths}
-    nav = [(page_name(p), title_of(nb) or p.stem, re.match(r'(\d*[a-z]?)(?=_)|', p.name).group(1) or '')
+    nav = [(page_name(p, nbs), title_of(nb) or p.stem, re.match(r'(\d*[a-z]?)(?=_)|', p.name).group(1) or '')
            for p, nb in nbs_json.items()]
     from traitlets.config import Config
     conf = Config()
@@ -192,14 +235,15 @@ def build_site(out, nbs=NBS, quiet=False, workers=2):
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn')) as pool:
         processed = dict(zip(nb_paths, pool.map(nbdev_process, nb_paths)))
     for p, nb in nbs_json.items():
-        problems += [f'{p.name}: {x}' for x in doc_cells(nb)[1]]          # saved error outputs
+        problems += [f'{p.relative_to(nbs)}: {x}' for x in doc_cells(nb)[1]]          # saved error outputs
         d, fm, err = processed[p]
-        if err: problems.append(f'{p.name}: {err}'); d, fm = doc_cells(nb)[0], {}   # still show the page
+        if err: problems.append(f'{p.relative_to(nbs)}: {err}'); d, fm = doc_cells(nb)[0], {}   # still show the page
         title = fm.get('title') or title_of(nb)
-        if not title: problems.append(f'{p.name}: no title cell (a markdown cell starting with "# ")')
+        if not title: problems.append(f'{p.relative_to(nbs)}: no title cell (a markdown cell starting with "# ")')
         body, _ = exporter.from_notebook_node(nbformat.reads(json.dumps(_render_cells(d)), as_version=4))
-        body = _add_pandoc_ids(_rewrite_links((_head(fm, title) if fm.get('title') else '') + body, names))
-        name = page_name(p)
+        body = _add_pandoc_ids(_rewrite_links((_head(fm, title) if fm.get('title') else '') + body, p, known))
+        name = page_name(p, nbs)
+        (out/name).parent.mkdir(parents=True, exist_ok=True)
         (out/name).write_text(page_html(title or p.stem, body, nav, name), encoding='utf-8')
         pages.append((name, title or p.stem, p))
         # local files that markdown points at (![](images/x.png), [data](../data/x.csv)) travel with the page
@@ -207,10 +251,10 @@ def build_site(out, nbs=NBS, quiet=False, workers=2):
             if urlsplit(ref).scheme or ref.startswith('/') or ref.endswith('.html'): continue
             src = (p.parent/unquote(ref)).resolve()
             if src.is_file() and src.is_relative_to(ROOT):
-                dst = (out/unquote(ref)).resolve()
+                dst = (out/Path(name).parent/unquote(ref)).resolve()
                 if dst.is_relative_to(out.resolve()):
                     dst.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(src, dst)
-        if not quiet: print(f'  {p.name:24} -> {name}')
+        if not quiet: print(f'  {str(p.relative_to(nbs)):32} -> {name}')
     return pages, problems
 
 class _Refs(HTMLParser):
