@@ -95,7 +95,7 @@ def stretch_limits(arr:np.ndarray, # image values deeper than 8 bits (16-bit, fl
     lo, hi = np.percentile(arr, [low, high])
     return float(lo), float(hi)
 
-# %% ../nbs/reference/00_data.ipynb #deb8760e
+# %% ../nbs/reference/00_data.ipynb #58991632
 def stretch_to_unit(arr:np.ndarray, # image values of any type
                     low:float=0.1,   # percentile mapped to 0 for images deeper than 8 bits
                     high:float=99.9, # percentile mapped to 1 for images deeper than 8 bits
@@ -109,7 +109,7 @@ def stretch_to_unit(arr:np.ndarray, # image values of any type
     arr = arr.astype(np.float64)
     return np.clip((arr - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(arr)
 
-# %% ../nbs/reference/00_data.ipynb #309d2a47
+# %% ../nbs/reference/00_data.ipynb #55c7a8ff
 def image_to_rgb(arr:np.ndarray, # image as read by `read_image`
                  low:float=0.1,   # percentile mapped to 0 for images deeper than 8 bits
                  high:float=99.9, # percentile mapped to 255 for images deeper than 8 bits
@@ -121,7 +121,7 @@ def image_to_rgb(arr:np.ndarray, # image as read by `read_image`
     if arr.ndim != 3 or arr.shape[-1] != 3: raise ValueError(f"image_to_rgb: cannot convert an array of shape {arr.shape}")
     return np.ascontiguousarray(arr)
 
-# %% ../nbs/reference/00_data.ipynb #de3579bc
+# %% ../nbs/reference/00_data.ipynb #39e7e583
 def image_to_grey(image:np.ndarray, # HxW or HxWxC image: grey, RGB or RGBA, 8-bit, 16-bit or float
                  ) -> np.ndarray:
     "Float grey image in [0, 1] by the same rule as `image_to_rgb`; colour becomes luminance (ITU-R 709 weights)."
@@ -139,7 +139,7 @@ class Codes:
 
     def __len__(self): return len(self.names)
 
-# %% ../nbs/reference/00_data.ipynb #117a6799
+# %% ../nbs/reference/00_data.ipynb #4f39b663
 def read_codes(path:str|Path, # codes.txt: one class name per line, or "name r g b"
               ) -> Codes:
     "Read a codes file into `Codes`; blank lines and lines starting with # are skipped."
@@ -160,14 +160,14 @@ def read_codes(path:str|Path, # codes.txt: one class name per line, or "name r g
                                           "(e.g. 'background' and 'object').")
     return Codes(names, colors or None)
 
-# %% ../nbs/reference/00_data.ipynb #54f8ada4
+# %% ../nbs/reference/00_data.ipynb #140c9e34
 def dataset_codes(data_dir:str|Path, # dataset folder
                  ) -> Codes:
     "The dataset's `codes.txt` if it has one, else the binary default."
     p = Path(data_dir)/'codes.txt'
     return read_codes(p) if p.exists() else Codes(list(DEFAULT_CODES))
 
-# %% ../nbs/reference/00_data.ipynb #08f5d352
+# %% ../nbs/reference/00_data.ipynb #50725850
 def as_codes(codes=None, # `Codes`, a codes.txt path, a list of class names, or None for the binary default
             ) -> Codes:
     "`Codes` from any of the ways people give classes."
@@ -186,7 +186,7 @@ def read_mask_array(path:str|Path, # mask file: png, tif or tiff
         if arr.ndim == 3 and (arr == arr[..., :1]).all(): arr = arr[..., 0]   # grey saved as RGB
     return arr
 
-# %% ../nbs/reference/00_data.ipynb #44e7b92c
+# %% ../nbs/reference/00_data.ipynb #f16807ef
 def _value_list(values, limit=8):
     vals = [int(v) for v in values]
     return ', '.join(map(str, vals[:limit])) + (f', ... ({len(vals)} values)' if len(vals) > limit else '')
@@ -253,7 +253,7 @@ def decode_mask(arr:np.ndarray,   # stored mask values, as from `read_mask_array
     if arr.dtype.itemsize >= 2 and n == 2 and not palette: return (arr > 0).astype(np.uint8), 'instance'
     raise _outside_codes_error(arr, codes, name, palette)
 
-# %% ../nbs/reference/00_data.ipynb #02d784e2
+# %% ../nbs/reference/00_data.ipynb #4338c479
 def is_palette(path:str|Path, # mask file
               ) -> bool:
     "Whether a mask file stores palette indices (a PNG of mode 'P'), whose values are class indices, not colours."
@@ -262,7 +262,7 @@ def is_palette(path:str|Path, # mask file
         with _large_images_ok(), Image.open(path) as im: return im.mode == 'P'
     except Exception: return False
 
-# %% ../nbs/reference/00_data.ipynb #afe56f9f
+# %% ../nbs/reference/00_data.ipynb #ef98c794
 def read_mask(path:str|Path,         # mask file: png, tif or tiff
               codes:Codes|None=None,  # class names (and colours); binary default if None
              ) -> np.ndarray:
@@ -300,7 +300,7 @@ def atomic_write(path:str|Path,  # destination file
         raise
     return path
 
-# %% ../nbs/reference/00_data.ipynb #85f2cdb4
+# %% ../nbs/reference/00_data.ipynb #1ec16637
 def save_image(arr:np.ndarray,     # uint8 or uint16 image, HxW or HxWxC
                path:str|Path,      # destination .png, .tif or .tiff (or .jpg for 8-bit photos)
                overwrite:bool=False, # replace an existing file?
@@ -311,7 +311,7 @@ def save_image(arr:np.ndarray,     # uint8 or uint16 image, HxW or HxWxC
     if _is_tiff(path): return atomic_write(path, lambda p: tifffile.imwrite(p, arr, compression='zlib'), overwrite)
     return atomic_write(path, lambda p: Image.fromarray(arr).save(p, format=Image.registered_extensions()[path.suffix.lower()]), overwrite)
 
-# %% ../nbs/reference/00_data.ipynb #881a1ef7
+# %% ../nbs/reference/00_data.ipynb #046d74b4
 def save_mask(mask:np.ndarray,    # class indices or instance ids, HxW integers
               path:str|Path,      # destination .png, .tif or .tiff; never JPEG
               overwrite:bool=False, # replace an existing file?
@@ -338,7 +338,7 @@ def save_mask(mask:np.ndarray,    # class indices or instance ids, HxW integers
         return atomic_write(path, lambda p: im.save(p, format='PNG'), overwrite)
     return save_image(mask, path, overwrite)
 
-# %% ../nbs/reference/00_data.ipynb #106a038a
+# %% ../nbs/reference/00_data.ipynb #3a941d8a
 def class_palette(codes, # `Codes` (their colours are used when they have some) or the number of classes
                  ) -> list:
     "One visible colour per class: the codes' own colours, else black and white for two classes, else tab10 colours."
@@ -396,14 +396,14 @@ def files_by_stem(folder:str|Path, # folder to list (a missing folder lists noth
         if f.is_file() and not f.name.startswith('.') and f.suffix.lower() in exts: found.setdefault(f.stem, []).append(f)
     return found
 
-# %% ../nbs/reference/00_data.ipynb #47d00c35
+# %% ../nbs/reference/00_data.ipynb #acd48529
 def first_by_stem(folder:str|Path|None, # folder to list (None or a missing folder lists nothing)
                   exts:tuple,              # file extensions to keep
                  ) -> dict:
     "Map stem -> the first file with that stem: for folders where duplicates are reported elsewhere, or do not matter."
     return {stem: files[0] for stem, files in files_by_stem(folder, exts).items()} if folder else {}
 
-# %% ../nbs/reference/00_data.ipynb #01e23114
+# %% ../nbs/reference/00_data.ipynb #0f858534
 def find_pairs(data_dir:str|Path, # dataset folder holding images/ and masks/
               ) -> list:
     "Sorted (image, mask) path pairs with the same stem in `images/` and `masks/`."
@@ -423,7 +423,7 @@ def dataset_folder(folder:str|Path, # a folder of images or masks, or the datase
     folder = Path(folder)
     return folder/f'{what}s' if (folder/f'{what}s').is_dir() else folder
 
-# %% ../nbs/reference/00_data.ipynb #9f27111c
+# %% ../nbs/reference/00_data.ipynb #979eec10
 def folder_files(folder:str|Path, # folder of images or masks, or the dataset folder holding images/ and masks/
                  exts:tuple,      # extensions to keep, e.g. `IMAGE_EXTS`
                  what:str='image', # what the files are, for messages: 'image' or 'mask'
@@ -451,7 +451,7 @@ def image_size(src, # image file, or image file bytes (e.g. embedded in an annot
         if isinstance(src, (bytes, bytearray)): raise DatasetError("embedded image data could not be read") from None
         return read_image(src).shape[:2]
 
-# %% ../nbs/reference/00_data.ipynb #ae58cbc9
+# %% ../nbs/reference/00_data.ipynb #de13a994
 def refuse_existing_masks(out:str|Path,  # dataset folder about to be written
                           overwrite:bool, # True: writing over masks with the same names is allowed
                          ):
@@ -463,7 +463,7 @@ def refuse_existing_masks(out:str|Path,  # dataset folder about to be written
                                      "written. Pass overwrite=True (command line: --overwrite) to replace masks with the "
                                      "same names, or choose a new output folder.", 'exists')
 
-# %% ../nbs/reference/00_data.ipynb #042fa4c0
+# %% ../nbs/reference/00_data.ipynb #1b5e2e8f
 def _same_type(src, suffix:str) -> bool:
     "Whether an image file or embedded image bytes are already of the type `suffix` names."
     if not isinstance(src, (bytes, bytearray)): return Path(src).suffix.lower() == suffix.lower()

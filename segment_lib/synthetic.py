@@ -45,7 +45,7 @@ def _smooth_noise(rng:np.random.Generator, # the sample's random generator
     field = gaussian(rng.standard_normal(shape), sigma=sigma, mode='reflect')
     return field / field.std()
 
-# %% ../nbs/reference/01_synthetic.ipynb #e5899512
+# %% ../nbs/reference/01_synthetic.ipynb #86724e10
 def _illumination(rng:np.random.Generator, # the sample's random generator
                   size:int,                # image side in pixels
                   strength:float,          # 0 = flat; 0.3 = about 30% brighter on one side than the other
@@ -58,7 +58,7 @@ def _illumination(rng:np.random.Generator, # the sample's random generator
     vignette = 1 - strength * rng.uniform(0.5, 1.0) * ((yy - cy) ** 2 + (xx - cx) ** 2)
     return gradient * vignette
 
-# %% ../nbs/reference/01_synthetic.ipynb #cca20f18
+# %% ../nbs/reference/01_synthetic.ipynb #9930b15d
 def _finish(image:np.ndarray,         # float image in grey levels 0..255
             rng:np.random.Generator,  # the sample's random generator
             noise:float,              # standard deviation of the added Gaussian camera noise, in grey levels
@@ -67,7 +67,7 @@ def _finish(image:np.ndarray,         # float image in grey levels 0..255
     image = image + rng.normal(0, noise, image.shape)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
-# %% ../nbs/reference/01_synthetic.ipynb #af555c84
+# %% ../nbs/reference/01_synthetic.ipynb #4ef51ac0
 def _relabel(instances:np.ndarray, # ids as drawn (1..k, some possibly hidden)
              rows:list,            # one dict of drawn parameters per drawn id (row i is id i+1)
             ) -> tuple:
