@@ -1,10 +1,12 @@
-"Every image and mask encoding users really have, read through segment_lib.data, plus the real datasets."
+"Every image and mask encoding users really have, read through segment_lib.data, plus the real micrographs in data/nuclei."
 import numpy as np, pytest, tifffile
 from PIL import Image
-from segment_lib.data import Codes, DatasetError, image_to_rgb, read_image, read_mask, save_mask
+from pathlib import Path
+from segment_lib.data import Codes, DatasetError, image_to_rgb, read_image, read_mask, read_mask_array, save_mask
 from segment_lib.check import check_dataset
 from conftest import shared_dataset
 
+NUCLEI = Path(__file__).resolve().parents[1]/'data'/'nuclei'
 TRUTH = np.zeros((24, 32), np.uint8); TRUTH[4:14, 6:20] = 1; TRUTH[16:22, 22:30] = 1
 
 def _palette_png(path, classes):
@@ -35,8 +37,8 @@ def test_multiclass_palette_and_codes(tmp_path):
     np.testing.assert_array_equal(read_mask(p, Codes(['bg', 'a', 'b', 'c'])), classes)
     with pytest.raises(DatasetError, match='outside the codes'): read_mask(p)   # binary default: 2 and 3 are wrong
 
-@pytest.mark.parametrize('kind', ['grey8', 'grey16png', 'grey16tif', 'rgb', 'rgba', 'rgbtif', 'greyjpg', 'tif_chw'])
-def test_image_types(tmp_path, kind):
+def _write_image(tmp_path, kind):
+    "Write one image of `kind`; return its path and the pixels `read_image` must give back."
     rng = np.random.default_rng(0)
     if kind == 'grey8': arr = rng.integers(0, 256, (20, 30), dtype=np.uint8); Image.fromarray(arr).save(p := tmp_path/'i.png')
     elif kind == 'grey16png': arr = rng.integers(0, 65535, (20, 30)).astype(np.uint16); Image.fromarray(arr).save(p := tmp_path/'i.png')
@@ -44,15 +46,35 @@ def test_image_types(tmp_path, kind):
     elif kind == 'rgb': arr = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8); Image.fromarray(arr).save(p := tmp_path/'i.png')
     elif kind == 'rgba': arr = rng.integers(0, 256, (20, 30, 4), dtype=np.uint8); Image.fromarray(arr).save(p := tmp_path/'i.png')
     elif kind == 'rgbtif': arr = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8); tifffile.imwrite(p := tmp_path/'i.tiff', arr)
-    elif kind == 'greyjpg': arr = np.full((20, 30), 128, np.uint8); Image.fromarray(arr).save(p := tmp_path/'i.jpg', quality=95)
-    elif kind == 'tif_chw':   # channel-first TIFF, as some microscopes write
-        arr = rng.integers(0, 256, (3, 20, 30), dtype=np.uint8); tifffile.imwrite(p := tmp_path/'i.tif', arr, photometric='minisblack')
+    elif kind == 'greyjpg':   # a flat grey JPEG comes back exactly: nothing for the compression to change
+        arr = np.full((20, 30), 128, np.uint8); Image.fromarray(arr).save(p := tmp_path/'i.jpg', quality=95)
+    elif kind == 'tif_chw':   # channel-first TIFF, as some microscopes write: read channels last
+        chw = rng.integers(0, 256, (3, 20, 30), dtype=np.uint8); tifffile.imwrite(p := tmp_path/'i.tif', chw, photometric='minisblack')
+        arr = np.moveaxis(chw, 0, -1)
+    return p, arr
+
+IMAGE_KINDS = ['grey8', 'grey16png', 'grey16tif', 'rgb', 'rgba', 'rgbtif', 'greyjpg', 'tif_chw']
+
+@pytest.mark.parametrize('kind', IMAGE_KINDS)
+def test_image_types(tmp_path, kind):
+    p, expected = _write_image(tmp_path, kind)
     img = read_image(p)
-    if kind == 'tif_chw': np.testing.assert_array_equal(img, np.moveaxis(arr, 0, -1))
-    elif kind != 'greyjpg': np.testing.assert_array_equal(img, arr)
+    assert img.dtype == expected.dtype
+    np.testing.assert_array_equal(img, expected)
     rgb = image_to_rgb(img)
     assert rgb.shape == (20, 30, 3) and rgb.dtype == np.uint8
-    if kind in ('grey16png', 'grey16tif'): assert rgb.max() == 255 and rgb.min() == 0   # full range used, not /256
+
+@pytest.mark.parametrize('kind', ['grey16png', 'grey16tif'])
+def test_16bit_images_use_the_full_range(tmp_path, kind):
+    "16-bit images are stretched between percentiles, not divided by 256 (a 12-bit camera would come out dark)."
+    rgb = image_to_rgb(read_image(_write_image(tmp_path, kind)[0]))
+    assert rgb.max() == 255 and rgb.min() == 0
+
+@pytest.mark.parametrize('kind', ['grey8', 'rgb', 'greyjpg'])
+def test_8bit_images_are_never_stretched(tmp_path, kind):
+    p, expected = _write_image(tmp_path, kind)
+    rgb = image_to_rgb(read_image(p))
+    np.testing.assert_array_equal(rgb, expected if expected.ndim == 3 else np.repeat(expected[..., None], 3, -1))
 
 def test_save_mask_never_jpeg_and_atomic(tmp_path):
     with pytest.raises(ValueError, match='never .jpg'): save_mask(TRUTH, tmp_path/'m.jpg')
@@ -69,11 +91,24 @@ def test_isbi_em_real(tmp_path):
     assert len(s.pairs) == 24 and s.mask_encodings == {'0/255': 24}
     assert 0.15 < s.class_fractions['background'] < 0.3      # membranes are about 22% of pixels
 
-def test_dsb2018_nuclei_real():
+def test_bundled_nuclei():
+    "The real DSB2018 micrographs in data/nuclei: RGBA images of many sizes, 16-bit instance masks, mixed contrast."
+    s = check_dataset(NUCLEI)
+    assert len(s.pairs) == 39 and len(s.image_sizes) == 8
+    assert s.image_types == {'uint8 RGBA': 39}
+    assert s.mask_encodings == {'instance': 38, 'index': 1}      # one image holds a single nucleus: ids 0/1
+    assert s.contrast == {'brighter': 26, 'darker': 13}          # fluorescence 26; stained tissue 9 + brightfield 4
+    assert [p.kind for p in s.notes] == ['mixed_contrast']
+    img, msk = s.pairs[0]
+    ids = read_mask_array(msk)
+    assert ids.dtype == np.uint16 and ids.max() == 70           # 00ae65c1..., stained tissue: 70 nuclei
+    np.testing.assert_array_equal(read_mask(msk), (ids > 0).astype(np.uint8))
+    assert image_to_rgb(read_image(img)).shape == (*ids.shape, 3)
+
+def test_dsb2018_nuclei_shared():
+    "The 150-image DSB2018 subset next to the repository (skipped, with its reason, where it is absent)."
     root = shared_dataset('dsb2018_nuclei')
     s = check_dataset(root)
-    assert len(s.pairs) == 150 and len(s.image_sizes) > 1
-    assert s.image_types['uint8 RGBA'] > 0
-    assert s.mask_encodings['instance'] > 0
-    img, msk = s.pairs[0]
-    assert read_mask(msk).max() == 1 and image_to_rgb(read_image(img)).shape[-1] == 3
+    assert len(s.pairs) == 150 and len(s.image_sizes) == 9
+    assert s.image_types == {'uint8 RGBA': 150}
+    assert s.mask_encodings == {'instance': 149, 'index': 1}

@@ -128,9 +128,12 @@ def test_overwrite_removes_only_own_leftovers(tmp_path):
     assert not [p for p in tmp_path.rglob('.*')], 'temporary files left behind'
 
 
-def test_progress_bar_runs(tmp_path, capsys):
+def test_progress_lines_in_a_log(tmp_path, capsys):
+    "Not watched by a person (a test run, a log file), progress is a line per tenth of the work on stderr, no bar."
     write_course_dataset('cells', tmp_path, n=2, progress=True)
     assert len(list((tmp_path / 'images').iterdir())) == 2
+    err = capsys.readouterr().err
+    assert '2/2 images (100%)' in err and '\r' not in err
 
 
 def test_readme_states_the_recipe():

@@ -11,6 +11,7 @@ from torch import nn
 from segment_lib.unet import UNet, count_parameters, unet_shape_table, pad_to_multiple, crop_to
 
 REAL_DATA = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'   # ../shared/datasets from the repo root
+NUCLEI = Path(__file__).resolve().parents[1] / 'data' / 'nuclei'           # real micrographs bundled in the repository
 
 
 def test_classic_parameter_count():
@@ -105,7 +106,9 @@ def test_learns_a_simple_mask():
         opt.zero_grad(); loss.backward(); opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0]
-    assert (model.eval()(x).argmax(1) == y).float().mean() > 0.95
+    accuracy = (model.eval()(x).argmax(1) == y).float().mean().item()
+    majority = max(y.float().mean().item(), 1 - y.float().mean().item())   # the best constant prediction: 0.81 here
+    assert accuracy > majority + 0.15
 
 
 def _first_image(folder):
@@ -113,7 +116,7 @@ def _first_image(folder):
     return np.asarray(Image.open(path))
 
 
-@pytest.mark.skipif(not (REAL_DATA / 'isbi2012_em').exists(), reason='shared real datasets not available')
+@pytest.mark.skipif(not (REAL_DATA / 'isbi2012_em').exists(), reason=f"{REAL_DATA / 'isbi2012_em'} not present (real datasets are optional)")
 def test_real_em_image_full_size():
     "A full 512x512 electron-microscopy slice (grey) goes through a small U-Net at full size."
     folder = REAL_DATA / 'isbi2012_em'
@@ -125,19 +128,15 @@ def test_real_em_image_full_size():
     assert y.shape == (1, 2, *x.shape[-2:])
 
 
-@pytest.mark.skipif(not (REAL_DATA / 'dsb2018_nuclei').exists(), reason='shared real datasets not available')
 def test_real_nuclei_images_of_odd_sizes():
-    "DSB 2018 images come in many sizes; each must come back at its own size (RGBA: alpha dropped)."
-    folder = REAL_DATA / 'dsb2018_nuclei'
-    images = folder / 'images' if (folder / 'images').exists() else folder
-    model = UNet(in_channels=3, n_classes=2, depth=3, base_width=4).eval()
-    seen = set()
-    for path in sorted(images.glob('*.png')):
+    "The bundled DSB2018 micrographs (data/nuclei) come in 8 sizes; each comes back at its own size (RGBA: alpha dropped)."
+    by_size = {}
+    for path in sorted((NUCLEI / 'images').glob('*.png')):
         arr = np.asarray(Image.open(path).convert('RGB'), dtype=np.float32) / 255
-        if arr.shape[:2] in seen: continue
-        seen.add(arr.shape[:2])
+        by_size.setdefault(arr.shape[:2], arr)
+    assert len(by_size) == 8
+    model = UNet(in_channels=3, n_classes=2, depth=3, base_width=4).eval()
+    for shape, arr in sorted(by_size.items())[:4]:
         x = torch.tensor(arr).permute(2, 0, 1)[None]
         with torch.no_grad(): y = model(x)
-        assert y.shape == (1, 2, *arr.shape[:2])
-        if len(seen) == 4: break
-    assert len(seen) >= 2
+        assert y.shape == (1, 2, *shape)
