@@ -25,6 +25,12 @@ def qa(tmp_path):
 def kinds(path, **kw): return [p.kind for p in mask_problems(path, **kw)]
 
 
+def assert_recovers(fixed, clean, share):
+    "`fixed` agrees with `clean` and recovers at least `share` of the pixels the trivial all-background mask gets wrong."
+    agreement, baseline = (fixed == clean).mean(), (clean == 0).mean()
+    assert agreement > baseline + share * (1 - baseline), (agreement, baseline)
+
+
 def test_qa_clean_0255_antialiased(qa):
     d, clean = qa
     save_mask(clean, d/'good.png'); assert kinds(d/'good.png', image_path=d/'image.png') == []
@@ -33,7 +39,8 @@ def test_qa_clean_0255_antialiased(qa):
     Image.fromarray(clean * 255).resize((40, 30), Image.BILINEAR).resize((80, 60), Image.BILINEAR).save(d/'aa.png')
     assert kinds(d/'aa.png') == ['antialiased']
     fixed = snap_to_codes(read_mask_array(d/'aa.png'))
-    assert set(np.unique(fixed)) == {0, 1} and (fixed == clean).mean() > 0.97 and kinds_after(d, fixed) == []
+    assert set(np.unique(fixed)) == {0, 1} and kinds_after(d, fixed) == []
+    assert_recovers(fixed, clean, 0.85)
 
 
 def kinds_after(d, arr):
@@ -47,7 +54,8 @@ def test_qa_jpeg_colour_mask(qa):
     Image.fromarray(np.asarray(colors, np.uint8)[clean]).save(d/'c.jpg', quality=75)
     assert kinds(d/'c.jpg', codes=Codes(['background', 'object'], colors)) == ['jpeg', 'off_palette']
     fixed = fix_jpeg_rgb_mask(read_mask_array(d/'c.jpg'), colors)
-    assert (fixed == clean).mean() > 0.995 and kinds_after(d, fixed) == []
+    assert kinds_after(d, fixed) == []
+    assert_recovers(fixed, clean, 0.97)
     assert kinds(d/'c.jpg') == ['jpeg', 'rgb']                                                    # no colours in the codes
 
 
