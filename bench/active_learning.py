@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Active learning on CPU: least-confident-first against random (and a diversity-aware variant), larger than 08_hitl.
 
-The experiment of `08_hitl` (segment_lib.hitl.active_learning_run), with more seeds, rounds and pool images:
+The experiment of `08_hitl` (segment_lib.active_learning.active_learning_run), with more seeds, rounds and pool images:
 
 - pool: `write_mixed_pool` course crystals at 64 px, most from an ordinary session and `--hard` of them from a "bad
   session" (noisy, unevenly lit, many crystals out of focus); held-out: another such set (a quarter hard), never chosen from;
@@ -28,8 +28,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
 from train_throughput import cpu_model, usable_cores  # noqa: E402  (one CPU description for every benchmark)
-from segment_lib.hitl import (STRATEGIES, active_learning_run, annotations_to_reach, plot_learning_curves,  # noqa: E402
-                              write_mixed_pool)
+from segment_lib.active_learning import (STRATEGIES, active_learning_run, annotations_to_reach,  # noqa: E402
+                                         plot_learning_curves, write_mixed_pool)
 
 
 def table(curves:pd.DataFrame) -> str:

@@ -33,10 +33,11 @@ def scene(tmp_path):
 
 
 def assert_scene(out, instances=True):
-    "The imported scene holds exactly the hand-computed masks, and the folder passes check_dataset."
+    "The imported scene holds exactly the hand-computed masks (with instances, or none at all), and passes check_dataset."
     sem = read_mask_array(Path(out)/'masks'/'scene.png')
     assert np.bincount(sem.ravel(), minlength=3).tolist() == EXPECTED_PIXELS
     assert read_codes(Path(out)/'codes.txt').names == CODES
+    assert (Path(out)/'instances'/'scene.png').exists() == instances
     if instances:
         ids = read_mask_array(Path(out)/'instances'/'scene.png')
         assert ids.dtype == np.uint16
@@ -109,7 +110,7 @@ def test_coco_polygons_and_both_rle_kinds(scene):
              categories=[dict(id=9, name='debris'), dict(id=5, name='cell')], annotations=anns)    # codes follow the ids
     shutil.copy(scene/'images'/'scene.png', scene/'images'/'nothing.png')
     (scene/'coco.json').write_text(json.dumps(d))
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match=r'1 shapes are not areas.*box only \(debris\)'):
         summary = import_annotations('coco', scene/'coco.json', scene/'images', scene/'out', progress=False)
     assert summary['images'] == 2
     assert_scene(scene/'out')

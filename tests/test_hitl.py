@@ -1,10 +1,27 @@
-"Backups of a dataset folder (segment_lib.hitl): snapshot, list, verify, restore, from Python and from the command line."
-import hashlib, json, os
+"Backups of a dataset folder (segment_lib.snapshots, also importable from segment_lib.hitl): snapshot, list, verify, restore, from Python and from the command line."
+import hashlib, json, os, subprocess, sys
 from pathlib import Path
 import pytest
 from segment_lib.data import DatasetError
-from segment_lib.hitl import backup, backups, backup_store, dataset_files, object_path, restore, verify
-from conftest import run_cli, run_cli_process
+from segment_lib.snapshots import backup, backups, backup_store, dataset_files, object_path, restore, verify
+from conftest import ROOT, run_cli, run_cli_process
+
+def test_old_import_path_and_command_table():
+    "Code written before the split imports the snapshot functions from segment_lib.hitl; the command table names them there."
+    import segment_lib.hitl as hitl, segment_lib.snapshots as snapshots
+    from segment_lib.cli import COMMANDS, _load
+    for name in ('BACKUP_DIR', 'MANIFEST', 'backup_store', 'dataset_files', 'file_sha256', 'object_path', 'store_object',
+                 'backup', 'read_manifest', 'backups', 'verify', 'restore'):
+        assert getattr(hitl, name) is getattr(snapshots, name) and name in hitl.__all__, name
+    for command in ('backup', 'backups', 'verify', 'restore'):
+        assert COMMANDS[command].func == f'segment_lib.hitl:{command}' and _load(COMMANDS[command].func) is getattr(snapshots, command)
+
+@pytest.mark.parametrize('module', ['segment_lib.snapshots', 'segment_lib.hitl', 'segment_lib.active_learning', 'segment_lib.annotations'])
+def test_loop_modules_import_no_torch(module):
+    "Backing up, reading and writing rounds, accepting and importing start without PyTorch; only training and ranking load it."
+    probe = f"import {module}, sys; print(sorted(m for m in ('torch', 'fastai') if m in sys.modules))"
+    r = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == '[]', r.stderr[-2000:]
 
 def contents(folder):
     "relative path -> bytes of every dataset file."
