@@ -53,7 +53,7 @@ def separation_border(targ:torch.Tensor, # N x H x W three-class masks (0 backgr
     near_background = F.max_pool2d((targ == 0).float()[:, None], 2 * width + 1, stride=1, padding=width)[:, 0] > 0
     return (targ == boundary) & ~near_background
 
-# %% ../nbs/reference/07_learner.ipynb #d9aaac72
+# %% ../nbs/reference/07_learner.ipynb #afe30fe1
 class CombinedLoss(nn.Module):
     "Cross-entropy plus Dice loss over the class axis of N x C x H x W logits; optionally the separation border weighted."
     def __init__(self, weight=None,          # per-class weights of the cross-entropy
@@ -119,7 +119,7 @@ class SegMetric(Metric):
     @property
     def name(self): return self._name
 
-# %% ../nbs/reference/07_learner.ipynb #39530e74
+# %% ../nbs/reference/07_learner.ipynb #ea2da078
 def seg_metrics(codes:list,  # class names
                ) -> list:
     "Per-class Dice and IoU (foreground classes), mean Dice and mean IoU."
@@ -164,7 +164,7 @@ def dls_model_info(dls) -> ModelInfo:
                                        "or set dls.codes = ['background', ...]")
     return ModelInfo(Codes(list(codes)), None, *stats)
 
-# %% ../nbs/reference/07_learner.ipynb #83d10633
+# %% ../nbs/reference/07_learner.ipynb #f10af56f
 def seg_learner(dls,                     # `DataLoaders` from `segmentation_dls`
                 arch:str='unet',         # 'unet' (ours) or a torchvision ResNet name, e.g. 'resnet34'
                 loss:str='ce+dice',      # one of `LOSSES`
@@ -200,7 +200,7 @@ def seg_learner(dls,                     # `DataLoaders` from `segmentation_dls`
     learn.model_info = info
     return learn
 
-# %% ../nbs/reference/07_learner.ipynb #ed16b910
+# %% ../nbs/reference/07_learner.ipynb #09cd4059
 def _history(learn) -> tuple:
     "(column names, rows) of the training table fastai's Recorder holds, refused when a validation run has replaced it."
     rec = learn.recorder
@@ -305,7 +305,7 @@ def refuse_untrainable(summary,         # `DatasetSummary` from `check_dataset`
                            "image, so the validation score would be measured on nothing. Add images, or raise valid_pct "
                            f"(--valid-pct) to at least {1 / n:.2f}.", 'no_validation')
 
-# %% ../nbs/reference/07_learner.ipynb #a9321342
+# %% ../nbs/reference/07_learner.ipynb #fe56c119
 def calibrate(learn:Learner, # a trained learner
               pairs:list,    # held-out (image, mask) pairs, e.g. the validation split
               codes:Codes|None=None, # the masks' classes (and colours)
@@ -320,7 +320,7 @@ def calibrate(learn:Learner, # a trained learner
         return round(expected_calibration_error(p.max(1), p.argmax(1) == y), 4)
     return dict(temperature=round(t, 4), ece_before=ece(1.0), ece_after=ece(t), pixels=int(len(y)))
 
-# %% ../nbs/reference/07_learner.ipynb #73e2b489
+# %% ../nbs/reference/07_learner.ipynb #639308c6
 def class_weights_for(spec:str|list|None, # None, 'balanced', a list of numbers, or 'w0,w1,...'
                       class_pixels,       # pixels of each class over the training masks (`DatasetSummary.class_pixels`)
                      ) -> list|None:
@@ -337,7 +337,7 @@ def class_weights_for(spec:str|list|None, # None, 'balanced', a list of numbers,
     if len(spec) != n: raise UserError(f"class weights {spec}: give one number per class ({n} classes)")
     return [float(v) for v in spec]
 
-# %% ../nbs/reference/07_learner.ipynb #fc874e0b
+# %% ../nbs/reference/07_learner.ipynb #8158e1f5
 def three_class_dataset(data_dir:str|Path, # dataset with instance masks: DATA/instances/, or instance ids in DATA/masks/
                         out:str|Path,      # dataset folder to write (images copied, three-class masks)
                         show_progress:bool=False, # progress bar
