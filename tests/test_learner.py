@@ -1,11 +1,14 @@
-"An exported learner loads in a fresh Python process and predicts exactly what the trained one did."
-import subprocess, sys
+"""Learners end to end: export and load (also of models saved before segment_lib.learner was split), training on every
+mask encoding and image size, budgets in steps and minutes, stops, and instance training."""
+import contextlib, pickle, subprocess, sys
 from pathlib import Path
 import numpy as np
 from fastai.vision.all import set_seed
 import pytest
 from segment_lib.data import DatasetError, find_pairs, read_image
-from segment_lib.learner import export_learner, seg_learner, segmentation_dls
+from segment_lib.patches import segmentation_dls
+from segment_lib.budget import export_learner
+from segment_lib.learner import seg_learner
 from segment_lib.inference import predict_probs
 from segment_lib.data import save_mask
 from conftest import ROOT, run_cli, shared_dataset
@@ -25,6 +28,58 @@ def test_export_load_round_trip_in_fresh_process(tmp_path):
                        capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path/'probs.npy'), expected, atol=1e-5)
+
+# Classes that go into model.pkl and moved out of segment_lib.learner when it was split into patches, augment and budget.
+MOVED = {'patches': ['PixelCache', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo', 'PatchDL'],
+         'augment': ['Augmentation', 'SegAugment', 'SmoothElastic'],
+         'budget': ['WholeImageScores', 'CPUMixedPrecision', 'CheckpointBest', 'LogProgress', 'KeepToBudget']}
+
+@contextlib.contextmanager
+def pickled_as_before_the_split():
+    "Pickles written inside name the moved classes `segment_lib.learner.X`, as models saved before the split do."
+    import importlib
+    classes = [getattr(importlib.import_module(f'segment_lib.{m}'), n) for m, names in MOVED.items() for n in names]
+    old = [c.__module__ for c in classes]
+    for c in classes: c.__module__ = 'segment_lib.learner'
+    try: yield
+    finally:
+        for c, m in zip(classes, old): c.__module__ = m
+
+def test_moved_classes_unpickle_from_their_old_path():
+    "Each moved class, pickled under its old path `segment_lib.learner`, loads as the class of its new module."
+    from segment_lib.data import Codes
+    from segment_lib.patches import PixelCache, ImageReader, MaskReader, MaskPath, ModelInfo
+    from segment_lib.augment import Augmentation, SegAugment
+    objs = [PixelCache(10), ImageReader(1), MaskReader(Codes(['background', 'object'])), MaskPath([('a.png', 'm/a.png')]),
+            ModelInfo(Codes(['background', 'object']), patch=64), Augmentation(elastic=2.), SegAugment(Augmentation(invert=0.5))]
+    for obj in objs:
+        new = pickle.dumps(obj)
+        with pickled_as_before_the_split(): old = pickle.dumps(obj)
+        assert b'segment_lib.learner' in old and f'segment_lib.{type(obj).__module__.split(".")[-1]}'.encode() not in old
+        assert f'{type(obj).__module__}'.encode() in new and b'segment_lib.learner' not in new
+        loaded = pickle.loads(old)
+        assert type(loaded) is type(obj) and vars(loaded).keys() == vars(pickle.loads(new)).keys()
+    assert pickle.loads(pickle.dumps(objs[4])) == objs[4] and pickle.loads(pickle.dumps(objs[5])) == objs[5]
+
+def test_model_saved_before_the_split_loads_and_predicts(tmp_path):
+    "A model.pkl whose readers, transforms and ModelInfo are named segment_lib.learner.X loads in a fresh process."
+    set_seed(0)
+    learn = seg_learner(segmentation_dls(ROOT/'data'/'crystals', bs=8), 'unet', base_width=4, depth=2)
+    with pickled_as_before_the_split(): export_learner(learn, tmp_path/'model.pkl')
+    import zipfile
+    with zipfile.ZipFile(tmp_path/'model.pkl') as z: payload = z.read(next(n for n in z.namelist() if n.endswith('data.pkl')))
+    assert b'segment_lib.learner' in payload and b'segment_lib.patches' not in payload and b'segment_lib.augment' not in payload
+    img = find_pairs(ROOT/'data'/'crystals')[0][0]
+    code = ("import numpy as np, sys; from segment_lib.inference import load_model, predict_probs; "
+            "from segment_lib.data import read_image; from segment_lib.patches import ModelInfo, PatchDL; "
+            "from segment_lib.augment import SegAugment; learn = load_model(sys.argv[1]); "
+            "assert isinstance(learn.model_info, ModelInfo) and isinstance(learn.dls.train, PatchDL); "
+            "assert any(isinstance(t, SegAugment) for t in learn.dls.train.after_batch.fs); "
+            f"np.save(sys.argv[2], predict_probs(learn, read_image({str(img)!r})))")
+    r = subprocess.run([sys.executable, '-c', code, str(tmp_path/'model.pkl'), str(tmp_path/'probs.npy')],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path/'probs.npy'), predict_probs(learn, read_image(img)), atol=1e-5)
 
 def test_train_on_colour_masks_saves_model_and_scores(tmp_path):
     "RGB masks mapped through codes.txt colours: training, the final evaluation and the export all use the colours."
@@ -49,9 +104,9 @@ def test_isbi_em_dataloaders():
     assert xb.shape == (4, 3, 128, 128) and set(yb.unique().tolist()) <= {0, 1}   # 0/255 masks arrive as 0/1
 
 
-def test_dsb2018_mixed_sizes_train_on_patches():
-    "Nine image sizes batch without resizing: random 256-px patches at each image's own scale."
-    dls = segmentation_dls(shared_dataset('dsb2018_nuclei'), bs=4)
+def test_nuclei_mixed_sizes_train_on_patches():
+    "The bundled DSB2018 nuclei, eight image sizes, batch without resizing: random 256-px patches at each image's own scale."
+    dls = segmentation_dls(ROOT/'data'/'nuclei', bs=4)
     xb, yb = dls.one_batch()
     assert xb.shape == (4, 3, 256, 256) and dls.model_info.patch == 256 and dls.model_info.size is None
     assert set(yb.unique().tolist()) <= {0, 1}                          # instance ids arrive as foreground
@@ -73,8 +128,9 @@ def test_minutes_budget_plans_from_measured_speed(tmp_path, capsys):
     rep = train(ROOT/'data'/'cells', tmp_path/'m', minutes=0.5, base_width=8, depth=3)
     plan, out = rep['plan'], capsys.readouterr().out
     assert plan['seconds_per_step'] > 0 and plan['steps'] >= plan['epochs'] >= 1 and 'untrained' in plan
-    assert 'to fill 0.5 min' in out and f"/{plan['epochs']}: step " in out   # the deadline, not the plan, ends the fit
-    assert 0 < plan['steps_done'] <= plan['steps'] and plan['steps_expected'] < plan['steps']
+    assert 'to fill 0.5 min' in out and f"/{plan['epochs']}: step " in out
+    assert plan['steps'] == plan['epochs'] * plan['steps_per_epoch']          # the plan, with its headroom
+    assert plan['steps_expected'] < plan['steps'] and plan['steps_done'] <= plan['steps']
     import torch
     assert not torch.is_autocast_enabled('cpu')                         # bfloat16 autocast (when used) was closed
 
@@ -88,16 +144,35 @@ def test_minutes_budget_on_a_dataset_of_few_batches(tmp_path):
     r = run_cli('train', tmp_path/'d', '--out', tmp_path/'m', '--minutes', '0.3', '--base-width', '4', '--depth', '2')
     assert r.returncode == 0, r.stderr
     plan = json.loads((tmp_path/'m'/'report.json').read_text())['plan']
-    assert plan['seconds_per_step'] > 0 and plan['steps_done'] >= 1
+    assert plan['seconds_per_step'] > 0 and plan['steps_done'] <= plan['steps'] and (tmp_path/'m'/'model.pkl').exists()
 
 
-def test_minutes_budget_is_filled_when_the_measurement_was_too_slow(tmp_path, monkeypatch):
-    "Steps timed while another job ran look 4x slower than they are: the clock, not the count, still ends the fit."
+def test_minutes_budget_ends_on_the_clock_when_the_plan_is_too_long(tmp_path, monkeypatch):
+    "A measured step time far too short (1 ms) plans thousands of steps no machine does in 15 s: the deadline ends the fit."
     import segment_lib.learner as L
-    timed = L.seconds_per_step
-    monkeypatch.setattr(L, 'seconds_per_step', lambda *a, **k: 4 * timed(*a, **k))
-    plan = L.train(ROOT/'data'/'cells', tmp_path/'m', minutes=0.5, base_width=8, depth=3, show_progress=False)['plan']
-    assert plan['steps_done'] > plan['steps_expected'], plan        # it went on past the pessimistic estimate
+    monkeypatch.setattr(L, 'seconds_per_step', lambda *a, **k: 1e-3)
+    rep = L.train(ROOT/'data'/'cells', tmp_path/'m', minutes=0.25, base_width=4, depth=2, show_progress=False)
+    plan = rep['plan']
+    assert plan['seconds_per_step'] == 0.001 and plan['steps'] > 5000
+    assert plan['stopped_on_time'] is True and plan['steps_done'] < plan['steps']
+    assert len(rep['epochs']) <= plan['epochs'] and (tmp_path/'m'/'model.pkl').exists()   # validated, and a model saved
+
+
+def test_keep_to_budget_runs_past_a_pessimistic_estimate():
+    """Steps timed at 4 s that really take 1 s (a fake clock): the plan expects 3, plans 3 * BUDGET_HEADROOM = 6, and the
+    fit runs until its planned steps end, inside the deadline."""
+    from segment_lib.budget import BUDGET_HEADROOM, KeepToBudget
+    from conftest import tiny_learner
+    import tempfile
+    class Clock:
+        t = 0.
+        def __call__(self): self.t += 1.; return self.t
+    with tempfile.TemporaryDirectory() as d:
+        learn = tiny_learner(Path(d))                       # 2 training images in batches of 2: one step an epoch
+        expected = 12 // 4                                  # 12 s of budget at the measured 4 s a step
+        keeper = KeepToBudget(deadline=13., clock=Clock())
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(int(expected * BUDGET_HEADROOM), 1e-3, cbs=[keeper])
+    assert learn.train_iter == 6 > expected and not keeper.stopped_early
 
 
 def test_mixed_contrast_is_noted_and_inversion_is_an_option(tmp_path):
@@ -162,13 +237,13 @@ def test_sigterm_keeps_the_best_model(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-def test_dsb2018_defaults_train_and_predict_at_each_size(tmp_path):
+def test_nuclei_defaults_train_and_predict_at_each_size(tmp_path):
     "Mixed sizes train without --size, and predictions come back at each image's own size (a few steps: plumbing, not quality)."
     import shutil
     from segment_lib.data import image_size
     from segment_lib.learner import train
     from segment_lib.inference import load_model, predict_image
-    src = shared_dataset('dsb2018_nuclei')
+    src = ROOT/'data'/'nuclei'
     pairs = find_pairs(src)
     by_size = {}
     for img, msk in pairs: by_size.setdefault(image_size(img), (img, msk))
