@@ -51,11 +51,11 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp(prefix='segment_lib_data_path_'))
     try:
         L.three_class_dataset(data, work/'three-class', False, 2)
-        smooth, times = L.SmoothElastic, {'old': [], 'new': []}
+        smooth, times = segment_lib.augment.SmoothElastic, {'old': [], 'new': []}
         load = os.getloadavg()[0]
         for rep in range(a.reps):
             for name in (('old', 'new') if rep % 2 == 0 else ('new', 'old')):
-                L.SmoothElastic = K.RandomElasticTransform if name == 'old' else smooth     # what `Augmentation` builds
+                segment_lib.augment.SmoothElastic = K.RandomElasticTransform if name == 'old' else smooth     # what `Augmentation` builds
                 set_seed(42)
                 dls = L.segmentation_dls(work/'three-class', bs=8, patch=256, seed=42, check=False,
                                          cache_mb=0 if name == 'old' else 1024)
@@ -67,7 +67,7 @@ def main(argv=None):
                 warm = len(dls.train_ds)
                 times[name].append((statistics.median(clock.load[warm:]), statistics.median(clock.step[warm:])))
                 print(name, [round(t, 3) for t in times[name][-1]], flush=True)
-        L.SmoothElastic = smooth
+        segment_lib.augment.SmoothElastic = smooth
     finally: shutil.rmtree(work, ignore_errors=True)
     med = {k: (statistics.median(t[0] for t in v), statistics.median(t[1] for t in v)) for k, v in times.items()}
     text = '\n'.join([
