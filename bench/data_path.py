@@ -35,7 +35,7 @@ def main(argv=None):
     if not (data/'images').is_dir(): sys.exit(f"{data}: the DSB2018 nuclei are not here; nothing to measure.")
     warnings.simplefilter('ignore')
     import torch, kornia.augmentation as K
-    import segment_lib.learner as L
+    import segment_lib.learner as L, segment_lib.augment
     from fastai.vision.all import Callback, set_seed
 
     class Clock(Callback):
