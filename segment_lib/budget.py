@@ -152,23 +152,33 @@ class CheckpointBest(Callback):
 def _clock(s:float) -> str: return f"{int(s // 60)}:{int(s % 60):02d}"
 
 class LogProgress(Callback):
-    "One line per epoch, readable in a notebook and in a log file: steps, time used and left, losses, whole-image scores."
-    order = Recorder.order + 2
+    "Lines readable in a notebook and in a log file: every `every` seconds while training (steps, time used and left, training loss), and after each epoch with the validation scores."
+    order = Recorder.order + 2                   # after the Recorder: its smoothed loss and the epoch's values are there
     def __init__(self, total_steps:int,          # steps the run plans (or, with a budget, expects)
                  t0:float,                       # when the run started, on `clock`
                  budget_s:float|None=None,       # the run's budget in seconds (None: it ends by its step count)
-                 clock=time.time):               # what tells the time in seconds (a fake clock in tests)
-        self.total, self.t0, self.budget, self.clock, self.done = total_steps, t0, budget_s, clock, 0
-    def after_batch(self): self.done += self.training
-    def after_epoch(self):
-        used, done = self.clock() - self.t0, self.done
+                 clock=time.time,                # what tells the time in seconds (a fake clock in tests)
+                 every:float|None=60.):          # seconds between lines inside an epoch (None: one line per epoch)
+        self.total, self.t0, self.budget, self.clock, self.every, self.done, self.last = total_steps, t0, budget_s, clock, every, 0, t0
+    def _where(self, now:float) -> str:
+        used, done = now - self.t0, self.done
         left = self.budget - used if self.budget else used / max(done, 1) * (self.total - done)
+        step = f"step {done} of about {self.total}" if self.budget else f"step {done}/{self.total}"
+        return f"{step}, {_clock(used)} used, about {_clock(max(left, 0))} left"
+    def after_batch(self):
+        if not self.training: return
+        self.done += 1
+        if self.every is None: return
+        now = self.clock()
+        if now - self.last < self.every: return
+        self.last = now
+        print(f"  {self._where(now)}; train loss {float(self.learn.smooth_loss):.3f}", flush=True)
+    def after_epoch(self):
+        self.last = now = self.clock()
         row = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
         scores = ', '.join(f"{k.replace('image_', 'whole-image ')} {v:.3f}" for k, v in row.items() if k.startswith('image_') and v is not None)
-        step = f"step {done} of about {self.total}" if self.budget else f"step {done}/{self.total}"
-        print(f"epoch {self.epoch + 1}/{self.n_epoch}: {step}, {_clock(used)} used, about {_clock(max(left, 0))} "
-              f"left; train loss {row['train_loss']:.3f}, valid loss {row['valid_loss']:.3f}" + (f", {scores}" if scores else ''),
-              flush=True)
+        print(f"epoch {self.epoch + 1}/{self.n_epoch}: {self._where(now)}; train loss {row['train_loss']:.3f}, "
+              f"valid loss {row['valid_loss']:.3f}" + (f", {scores}" if scores else ''), flush=True)
 
 # %% ../nbs/reference/06_budget.ipynb #aa9be364
 class KeepToBudget(Callback):
