@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from .data import (DEFAULT_CODES, IMAGE_EXTS, MASK_EXTS, Codes, DatasetError, dataset_codes, decode_mask,
-                              files_by_stem, find_pairs, image_to_grey, read_image, read_mask_array, is_palette, with_progress)
+                              files_by_stem, first_by_stem, find_pairs, read_image, read_mask_array, is_palette, with_progress)
+from .fingerprint import CONTRAST_MARGIN, Fingerprint, image_fingerprint, mask_objects, object_contrast, plan_training
 
 # %% auto #0
-__all__ = ['MASK_FIXES', 'MIN_TRAIN_SIDE', 'CONTRAST_MARGIN', 'Problem', 'inspect_mask', 'DatasetSummary', 'describe_contrast',
-           'object_contrast', 'dataset_notes', 'check_dataset']
+__all__ = ['MASK_FIXES', 'MIN_TRAIN_SIDE', 'Problem', 'inspect_mask', 'DatasetSummary', 'describe_contrast', 'dataset_notes',
+           'check_dataset']
 
 # %% ../nbs/00b_check.ipynb #9ead4f00
 @dataclass
@@ -79,6 +80,7 @@ class DatasetSummary:
     class_pixels: np.ndarray = None                          # pixel count per class
     notes: list = field(default_factory=list)                # non-blocking `Problem`s: usable, but worth knowing
     contrast: Counter = field(default_factory=Counter)       # 'brighter', 'darker', 'unclear', 'no objects': objects vs background, per image
+    fingerprint: Fingerprint = field(default_factory=Fingerprint) # object sizes, contrast and intensities of every pair (`segment_lib.fingerprint`)
 
     @property
     def mixed_contrast(self) -> bool:
@@ -101,14 +103,16 @@ class DatasetSummary:
                 f"  image types: {', '.join(f'{k} ({n})' for k, n in self.image_types.items())}\n"
                 f"  mask encodings: {', '.join(f'{k} ({n})' for k, n in self.mask_encodings.items())}\n"
                 f"  classes: {fr}" + (f"\n  objects vs background: {describe_contrast(self.contrast)}" if self.contrast else '')
-                + notes)
+                + ''.join(f'\n  {l}' for l in self.fingerprint.describe() + plan_training(self.fingerprint).describe()
+                          if self.fingerprint.images) + notes)
 
     def to_dict(self):
         "JSON-friendly version for reports."
         return dict(data_dir=self.data_dir, pairs=len(self.pairs), classes=self.codes.names,
                     image_sizes={f'{h}x{w}': n for (h, w), n in self.image_sizes.items()},
                     image_types=dict(self.image_types), mask_encodings=dict(self.mask_encodings),
-                    class_fractions=self.class_fractions, contrast=dict(self.contrast), notes=dict(Counter(p.kind for p in self.notes)))
+                    class_fractions=self.class_fractions, contrast=dict(self.contrast), notes=dict(Counter(p.kind for p in self.notes)),
+                    fingerprint=self.fingerprint.to_dict())
 
 def describe_contrast(contrast:Counter, # `DatasetSummary.contrast`
                      ) -> str:
@@ -122,18 +126,6 @@ def _image_type(arr):
 
 # %% ../nbs/00b_check.ipynb #7d145ded
 MIN_TRAIN_SIDE = 16   # pixels: smaller images shrink to nothing in a U-Net's poolings; `train` refuses them
-CONTRAST_MARGIN = 0.02  # objects and background whose mean grey values differ less than this (of the full range) are 'unclear'
-
-def object_contrast(image:np.ndarray,   # image as read by `read_image`
-                    classes:np.ndarray, # its mask as class indices (0 = background)
-                   ) -> str:
-    "Whether the objects (classes above 0) are on average 'brighter' or 'darker' than the background, 'unclear', or 'no objects'."
-    fg = np.asarray(classes) > 0
-    if not fg.any() or fg.all(): return 'no objects'
-    grey = image_to_grey(image)
-    diff = grey[fg].mean() - grey[~fg].mean()
-    return 'unclear' if abs(diff) < CONTRAST_MARGIN else 'brighter' if diff > 0 else 'darker'
-
 def dataset_notes(summary:DatasetSummary, # what `check_dataset` read
                  ) -> list:
     "Notes about a dataset as a whole: a class no mask holds, images too small to train on, grey and colour images mixed."
@@ -185,7 +177,7 @@ def check_dataset(data_dir:str|Path,       # dataset folder holding images/, mas
     for stem in sorted(set(msks) - set(imgs)):
         problems.append(f"{msks[stem][0]}: mask has no image. Add images/{stem}.png (same stem), or remove the mask.")
     summary = DatasetSummary(str(data_dir), codes, pairs, class_pixels=np.zeros(len(codes), np.int64))
-    stems = sorted(set(msks) & set(imgs))
+    stems, instance_files = sorted(set(msks) & set(imgs)), first_by_stem(data_dir/'instances', MASK_EXTS)
     for stem in with_progress(stems, progress, 'pairs'):
         img_path, mask_path = imgs[stem][0], msks[stem][0]
         try: img = read_image(img_path)
@@ -199,7 +191,11 @@ def check_dataset(data_dir:str|Path,       # dataset folder holding images/, mas
         if encoding is not None:
             summary.mask_encodings[encoding] += 1
             summary.class_pixels += np.bincount(mask.ravel(), minlength=len(codes))[:len(codes)]
-            if img is not None and img.shape[:2] == mask.shape: summary.contrast[object_contrast(img, mask)] += 1
+            if img is not None and img.shape[:2] == mask.shape:       # objects: instance ids, else connected regions
+                ids = read_mask_array(instance_files.get(stem) or mask_path) if stem in instance_files or encoding == 'instance' else None
+                summary.fingerprint.images.append(image_fingerprint(stem, img, mask_objects(mask, ids)))
+                summary.fingerprint.instances |= ids is not None
+                summary.contrast[summary.fingerprint.images[-1].polarity] += 1
     summary.notes += dataset_notes(summary)
     if problems:
         head = f"{data_dir}: {len(problems)} problem{'s' if len(problems) > 1 else ''} found; nothing was changed.\n  - "
