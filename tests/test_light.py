@@ -5,7 +5,7 @@ from segment_lib.data import save_mask
 from conftest import ROOT, run_cli, run_cli_process
 
 LIGHT = ['segment_lib.data', 'segment_lib.check', 'segment_lib.instances', 'segment_lib.bootstrap', 'segment_lib.annotations',
-         'segment_lib.mask_qa', 'segment_lib.regions', 'segment_lib.confidence', 'segment_lib.metrics', 'segment_lib.hitl', 'segment_lib.snapshots', 'segment_lib.active_learning', 'segment_lib.measure', 'segment_lib.synthetic', 'segment_lib.viz', 'segment_lib.cli']
+         'segment_lib.mask_qa', 'segment_lib.regions', 'segment_lib.confidence', 'segment_lib.metrics', 'segment_lib.hitl', 'segment_lib.snapshots', 'segment_lib.active_learning', 'segment_lib.effort', 'segment_lib.correct', 'segment_lib.fingerprint', 'segment_lib.scale', 'segment_lib.measure', 'segment_lib.synthetic', 'segment_lib.viz', 'segment_lib.cli']
 
 def loads_torch(code):
     "Whether running `code` in a fresh interpreter imports torch (or fastai)."
