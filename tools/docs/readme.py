@@ -17,10 +17,16 @@ def _nb_links(md):
     "Relative links to notebooks -> nbs/NAME.ipynb (the README sits one folder up)."
     return re.sub(r'\]\((?!https?:|/|#|nbs/)([^)\s]+\.ipynb(?:#[^)\s]*)?)\)', r'](nbs/\1)', md)
 
+def _output_markdown(o):
+    "Markdown a cell displays (`IPython.display.Markdown`): it goes into the README as markdown, not as a code block."
+    if o.get('output_type') in ('execute_result', 'display_data') and 'text/markdown' in o.get('data', {}):
+        return ''.join(o['data']['text/markdown'])
+    return ''
+
 def _output_text(o):
     if o.get('output_type') == 'stream' and o.get('name') == 'stdout': return ''.join(o['text'])
     if o.get('output_type') in ('execute_result', 'display_data') and 'text/plain' in o.get('data', {}) \
-       and not any(k.startswith('image/') or k == 'text/html' for k in o['data']): return ''.join(o['data']['text/plain'])
+       and not any(k.startswith('image/') or k in ('text/html', 'text/markdown') for k in o['data']): return ''.join(o['data']['text/plain'])
     return ''
 
 def readme_text(index=INDEX):
@@ -33,6 +39,8 @@ def readme_text(index=INDEX):
             if 'hide' in d or d.get('include') == 'false': continue
             code = strip_directives(src).strip()
             if code and d.get('echo') != 'false': parts.append(f'```python\n{code}\n```')
+            md = ''.join(_output_markdown(o) for o in c.get('outputs', [])).strip()
+            if md and d.get('output') != 'false': parts.append(md)
             out = ''.join(_output_text(o) for o in c.get('outputs', [])).rstrip('\n')
             if out and d.get('output') != 'false': parts.append(f'```\n{out}\n```')
     return '\n\n'.join(parts) + '\n'
