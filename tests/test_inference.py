@@ -13,7 +13,7 @@ from segment_lib.inference import (Prediction, predict_image, predict_folder, sh
                                    confidence_to_uint8)
 from conftest import tiny_learner
 
-SHARED = Path(__file__).resolve().parents[1].parent/'shared'/'datasets'
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
@@ -136,20 +136,22 @@ def test_show_predictions_shapes(learn, tmp_path):
     plt.close('all')
 
 
-@pytest.mark.skipif(not (SHARED/'dsb2018_nuclei').is_dir(), reason='shared real datasets not present')
 def test_real_nuclei_images_of_many_sizes(learn, tmp_path):
-    "DSB2018: RGBA PNGs of different sizes come back as masks of their own size."
-    src = sorted((SHARED/'dsb2018_nuclei'/'images').glob('*.png'))
+    "The bundled DSB2018 nuclei: RGBA PNGs of different sizes come back as masks and confidence maps of their own size."
+    src = sorted((ROOT/'data'/'nuclei'/'images').glob('*.png'))
     by_size = {}
     for p in src:
-        with Image.open(p) as im: by_size.setdefault(im.size, p)
-        if len(by_size) == 3: break
+        with Image.open(p) as im:
+            assert im.mode == 'RGBA', p.name
+            by_size.setdefault(im.size, p)
+    assert len(by_size) == 8
     imgs = tmp_path/'imgs'; imgs.mkdir()
-    for p in by_size.values(): os.symlink(p, imgs/p.name)
+    for p in list(by_size.values())[:4]: os.symlink(p, imgs/p.name)
     written = predict_folder(learn, imgs, tmp_path/'out', progress=False)
-    assert len(written) == len(by_size)
-    for p in by_size.values():
-        assert read_mask_array(tmp_path/'out'/'masks'/p.name).shape == read_image(p).shape[:2]
+    assert len(written) == 4
+    for p in imgs.iterdir():
+        h, w = read_image(p).shape[:2]
+        assert read_mask_array(tmp_path/'out'/'masks'/p.name).shape == (h, w) and read_confidence(tmp_path/'out'/'confidence'/p.name).shape == (h, w)
 
 
 def test_evaluate_and_predict_give_the_same_masks(learn, tmp_path):
