@@ -184,6 +184,8 @@ COMMANDS = {
                     options=('out',), fixed=dict(progress=True), show='rank', choices=dict(score='segment_lib.hitl:SCORES')),
     'round': Command('segment_lib.hitl:make_round', "the N least-confident new images, with the model's masks to correct",
                      options=('out',), fixed=dict(progress=True), show='round', choices=dict(score='segment_lib.hitl:SCORES')),
+    'correct': Command('segment_lib.correct:correct_round', "correct a round's masks in napari; saving writes them back in place",
+                       names=dict(round_dir='round')),
     'accept': Command('segment_lib.hitl:accept', 'check corrected masks, back DATA up, add the round in one atomic step',
                       names=dict(round_dir='round'), fixed=dict(progress=True), show='accept'),
 }
