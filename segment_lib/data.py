@@ -17,10 +17,10 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'MASK_EXTS', 'DEFAULT_CODES', 'UserError', 'DatasetError', 'read_image', 'stretch_limits',
-           'stretch_to_unit', 'image_to_rgb', 'image_to_grey', 'Codes', 'read_codes', 'dataset_codes', 'as_codes',
-           'read_mask_array', 'decode_mask', 'is_palette', 'read_mask', 'atomic_write', 'save_image', 'save_mask',
-           'class_palette', 'write_codes', 'with_progress', 'files_by_stem', 'first_by_stem', 'find_pairs',
+__all__ = ['IMAGE_EXTS', 'MASK_EXTS', 'DEFAULT_CODES', 'VOID', 'UserError', 'DatasetError', 'read_image', 'stretch_limits',
+           'stretch_to_unit', 'image_to_rgb', 'image_to_grey', 'void_index', 'Codes', 'read_codes', 'dataset_codes',
+           'as_codes', 'read_mask_array', 'decode_mask', 'is_palette', 'read_mask', 'atomic_write', 'save_image',
+           'save_mask', 'class_palette', 'write_codes', 'with_progress', 'files_by_stem', 'first_by_stem', 'find_pairs',
            'dataset_folder', 'folder_files', 'image_size', 'refuse_existing_masks', 'copy_image']
 
 # %% ../nbs/reference/00_data.ipynb #3a26799d
@@ -131,6 +131,13 @@ def image_to_grey(image:np.ndarray, # HxW or HxWxC image: grey, RGB or RGBA, 8-b
     return arr
 
 # %% ../nbs/reference/00_data.ipynb #b14c11c4
+VOID = 'void'   # the class name (any case) of pixels whose truth is unknown: losses and scores leave them out
+
+def void_index(names:list, # class names, index = pixel value
+              ) -> int|None:
+    "Index of the class named `void` (any case): the pixels whose truth is unknown; None when there is none."
+    return next((i for i, n in enumerate(names) if str(n).casefold() == VOID), None)
+
 @dataclass
 class Codes:
     "Class names (line i = pixel value i) and, for colour masks, one RGB colour per class."
@@ -138,6 +145,10 @@ class Codes:
     colors: list|None = None    # [(r, g, b), ...] per class, or None
 
     def __len__(self): return len(self.names)
+    @property
+    def void(self) -> int|None:
+        "Index of the `void` class (pixels whose truth is unknown, left out of losses and scores), or None."
+        return void_index(self.names)
 
 # %% ../nbs/reference/00_data.ipynb #4f39b663
 def read_codes(path:str|Path, # codes.txt: one class name per line, or "name r g b"
@@ -156,8 +167,12 @@ def read_codes(path:str|Path, # codes.txt: one class name per line, or "name r g
                                  "0-255 integers. Use underscores instead of spaces in names.")
     if colors and len(colors) != len(names):
         raise DatasetError(f"{path}: {len(colors)} of {len(names)} classes have colours; give every class a colour or none.")
-    if len(names) < 2: raise DatasetError(f"{path}: found {len(names)} class; a segmentation needs at least 2 "
-                                          "(e.g. 'background' and 'object').")
+    voids = [n for n in names if n.casefold() == VOID]
+    if len(voids) > 1: raise DatasetError(f"{path}: {len(voids)} classes are named void ({', '.join(voids)}); one void class "
+                                          "marks every pixel whose truth is unknown. Merge them into one line.")
+    if len(names) - len(voids) < 2:
+        raise DatasetError(f"{path}: found {len(names) - len(voids)} class{' besides void' if voids else ''}; a segmentation "
+                           "needs at least 2 (e.g. 'background' and 'object').")
     return Codes(names, colors or None)
 
 # %% ../nbs/reference/00_data.ipynb #140c9e34

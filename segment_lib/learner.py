@@ -17,10 +17,10 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossFlat, DiceLoss, unet_learner, set_seed,
-                               Normalize, params, AddMaskCodes)
+                               Normalize, params, AddMaskCodes, TensorBase)
 
 from .data import (
-    Codes, DatasetError, UserError, atomic_write, dataset_codes, read_image, read_mask, with_progress)
+    Codes, DatasetError, UserError, atomic_write, dataset_codes, read_image, read_mask, void_index, with_progress)
 from .check import check_dataset, MIN_TRAIN_SIDE
 from .instances import MIN_INTERIOR, convert_masks, instance_size_limits
 from .unet import UNet, count_parameters
@@ -39,10 +39,10 @@ from .budget import (
     KeepToBudget, stop_on_sigterm, _clock)
 
 # %% auto #0
-__all__ = ['LOSSES', 'RESNETS', 'ARCHS', 'separation_border', 'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics',
-           'PretrainedWeightsUnavailable', 'unet_splitter', 'dls_model_info', 'seg_learner', 'plot_training',
-           'scores_from_confusion', 'evaluate', 'train_pairs', 'valid_pairs', 'refuse_untrainable', 'calibrate',
-           'class_weights_for', 'three_class_dataset', 'train']
+__all__ = ['LOSSES', 'RESNETS', 'ARCHS', 'VOID_LOGIT', 'separation_border', 'VoidDiceLoss', 'VoidFocalLoss', 'CombinedLoss',
+           'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable', 'unet_splitter', 'dls_model_info',
+           'mute_void_output', 'seg_learner', 'plot_training', 'scores_from_confusion', 'evaluate', 'train_pairs',
+           'valid_pairs', 'refuse_untrainable', 'calibrate', 'class_weights_for', 'three_class_dataset', 'train']
 
 # %% ../nbs/reference/07_learner.ipynb #18931ae0
 def separation_border(targ:torch.Tensor, # N x H x W three-class masks (0 background, 1 interior, 2 boundary)
@@ -54,21 +54,58 @@ def separation_border(targ:torch.Tensor, # N x H x W three-class masks (0 backgr
     return (targ == boundary) & ~near_background
 
 # %% ../nbs/reference/07_learner.ipynb #afe30fe1
+class VoidDiceLoss(DiceLoss):
+    "fastai's `DiceLoss` leaving out the pixels of a void class: they count in no class's overlap, and void has no term."
+    def __init__(self, void:int,             # index of the void class
+                 axis:int=1, smooth:float=1e-6, reduction:str='mean', square_in_union:bool=False): # as `DiceLoss`
+        super().__init__(axis=axis, smooth=smooth, reduction=reduction, square_in_union=square_in_union)
+        self.void = void
+    def __call__(self, pred, targ):
+        pred, targ = pred.as_subclass(torch.Tensor), targ.as_subclass(torch.Tensor)
+        known = (targ != self.void).unsqueeze(self.axis)
+        onehot, prob = self._one_hot(targ, pred.shape[self.axis], self.axis) * known, self.activation(pred) * known
+        dims = list(range(2, pred.ndim))
+        inter = (prob * onehot).sum(dims)
+        union = ((prob ** 2 if self.square_in_union else prob) + onehot).sum(dims)
+        loss = 1 - (2 * inter + self.smooth) / (union + self.smooth)
+        loss = loss[:, [c for c in range(pred.shape[self.axis]) if c != self.void]]
+        return loss.mean() if self.reduction == 'mean' else loss.sum() if self.reduction == 'sum' else loss
+
+class VoidFocalLoss(nn.Module):
+    "Focal loss over the class axis of N x C x H x W logits, averaged over the pixels that are not void."
+    def __init__(self, void:int,           # index of the void class
+                 gamma:float=2.0,          # focusing parameter, as fastai's `FocalLoss`
+                 weight=None):             # per-class weights
+        super().__init__(); self.void, self.gamma, self.weight = void, gamma, weight
+    def forward(self, pred, targ):
+        pred, targ = pred.as_subclass(torch.Tensor), targ.as_subclass(torch.Tensor).long()
+        w = None if self.weight is None else self.weight.to(pred.device)
+        ce = F.cross_entropy(pred, targ, weight=w, ignore_index=self.void, reduction='none')   # 0 on void pixels
+        return ((1 - torch.exp(-ce)) ** self.gamma * ce).sum() / (targ != self.void).sum().clamp(min=1)
+    def decodes(self, x): return x.argmax(dim=1)
+    def activation(self, x): return F.softmax(x, dim=1)
+
 class CombinedLoss(nn.Module):
     "Cross-entropy plus Dice loss over the class axis of N x C x H x W logits; optionally the separation border weighted."
     def __init__(self, weight=None,          # per-class weights of the cross-entropy
                  dice_weight:float=1.0,      # weight of the Dice term (0: cross-entropy only)
                  border_weight:float=1.0,    # three-class masks: cross-entropy weight of `separation_border` pixels
-                 border_width:int=1):        # the masks' boundary thickness
+                 border_width:int=1,         # the masks' boundary thickness
+                 void:int|None=None):        # index of the void class, whose pixels are left out
         super().__init__()
-        self.ce, self.dice, self.dice_weight = CrossEntropyLossFlat(axis=1, weight=weight), DiceLoss(axis=1, reduction='mean'), dice_weight
-        self.border_weight, self.border_width = border_weight, border_width
+        ignore = {} if void is None else dict(ignore_index=void)
+        self.ce, self.dice_weight = CrossEntropyLossFlat(axis=1, weight=weight, **ignore), dice_weight
+        self.dice = DiceLoss(axis=1, reduction='mean') if void is None else VoidDiceLoss(void)
+        self.border_weight, self.border_width, self.void = border_weight, border_width, void
     def cross_entropy(self, pred, targ):
         if self.border_weight == 1: return self.ce(pred, targ)
         targ = targ.as_subclass(torch.Tensor).long()
+        void = getattr(self, 'void', None)                   # losses pickled before the void label have none
         w = 1 + (self.border_weight - 1) * separation_border(targ, self.border_width).float()
-        ce = F.cross_entropy(pred.as_subclass(torch.Tensor), targ, weight=self.ce.func.weight, reduction='none')
-        return (ce * w).sum() / w.sum()
+        if void is not None: w = w * (targ != void)
+        ce = F.cross_entropy(pred.as_subclass(torch.Tensor), targ, weight=self.ce.func.weight, reduction='none',
+                             ignore_index=-100 if void is None else void)
+        return (ce * w).sum() / w.sum().clamp(min=1e-6)
     def forward(self, pred, targ):
         ce = self.cross_entropy(pred, targ)
         return ce + self.dice_weight * self.dice(pred, targ) if self.dice_weight else ce
@@ -81,31 +118,36 @@ def seg_loss(name:str='ce+dice',        # one of `LOSSES`
              class_weights:list|None=None, # per-class weights for cross-entropy and focal loss
              border_weight:float=1.,       # three-class masks, 'ce' and 'ce+dice': weight of the boundary between touching objects
              border_width:int=1,           # the three-class masks' boundary thickness
+             void:int|None=None,           # index of the void class (`Codes.void`): its pixels are left out of the loss
             ):
     "A segmentation loss by name, over the class axis of N x C x H x W logits."
     w = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
     if border_weight != 1 and name not in ('ce', 'ce+dice'):
         raise UserError(f"border_weight works with the 'ce' and 'ce+dice' losses, not {name!r}; border_weight=1 "
                         "(--border-weight 1) turns it off")
-    if name == 'ce': return CrossEntropyLossFlat(axis=1, weight=w) if border_weight == 1 else CombinedLoss(w, 0., border_weight, border_width)
-    if name == 'dice': return DiceLoss(axis=1, reduction='mean')
-    if name == 'ce+dice': return CombinedLoss(weight=w, border_weight=border_weight, border_width=border_width)
-    if name == 'focal': return FocalLossFlat(axis=1, gamma=2.0, weight=w)
+    ignore = {} if void is None else dict(ignore_index=void)
+    if name == 'ce': return CrossEntropyLossFlat(axis=1, weight=w, **ignore) if border_weight == 1 else CombinedLoss(w, 0., border_weight, border_width, void)
+    if name == 'dice': return DiceLoss(axis=1, reduction='mean') if void is None else VoidDiceLoss(void)
+    if name == 'ce+dice': return CombinedLoss(weight=w, border_weight=border_weight, border_width=border_width, void=void)
+    if name == 'focal': return FocalLossFlat(axis=1, gamma=2.0, weight=w) if void is None else VoidFocalLoss(void, 2.0, w)
     raise ValueError(f"loss {name!r} is not known; use one of {', '.join(LOSSES)}")
 
 # %% ../nbs/reference/07_learner.ipynb #00812217
 class SegMetric(Metric):
-    "Dice or IoU of one class (or the mean over classes), accumulated over a whole epoch."
+    "Dice or IoU of one class (or the mean over classes), accumulated over a whole epoch; void pixels left out."
     def __init__(self, kind:str='dice', # 'dice' or 'iou'
                  cls:int|None=1,        # class index, or None for the mean over all classes
                  n_classes:int=2,       # number of classes (used for the mean)
-                 label:str|None=None):  # name shown in the training table
+                 label:str|None=None,   # name shown in the training table
+                 void:int|None=None):   # index of the void class (`Codes.void`): pixels of void truth are not scored
         if kind not in ('dice', 'iou'): raise ValueError(f"SegMetric: kind={kind!r}; use 'dice' or 'iou'")
-        self.kind, self.cls, self.n_classes = kind, cls, n_classes
+        self.kind, self.cls, self.n_classes, self.void = kind, cls, n_classes, void
         self._name = label or (f'{kind}_{cls}' if cls is not None else f'{kind}_mean')
     def reset(self): self.inter, self.size = torch.zeros(self.n_classes), torch.zeros(self.n_classes)
     def accumulate(self, learn):
         pred, targ = learn.pred.argmax(dim=1).flatten(), learn.y.flatten()
+        void = getattr(self, 'void', None)                   # metrics pickled before the void label have none
+        if void is not None: known = targ != void; pred, targ = pred[known], targ[known]
         for c in range(self.n_classes):
             p, t = pred == c, targ == c
             self.inter[c] += (p & t).sum().item(); self.size[c] += p.sum().item() + t.sum().item()
@@ -114,7 +156,9 @@ class SegMetric(Metric):
         union = self.size if self.kind == 'dice' else self.size - self.inter
         num = 2 * self.inter if self.kind == 'dice' else self.inter
         scores = torch.where(union > 0, num / union.clamp(min=1), torch.full_like(union, float('nan')))
-        v = scores[self.cls] if self.cls is not None else scores[union > 0].mean()
+        scored = union > 0
+        if getattr(self, 'void', None) is not None: scored[self.void] = False
+        v = scores[self.cls] if self.cls is not None else scores[scored].mean()
         return None if torch.isnan(v) else v.item()
     @property
     def name(self): return self._name
@@ -122,10 +166,10 @@ class SegMetric(Metric):
 # %% ../nbs/reference/07_learner.ipynb #ea2da078
 def seg_metrics(codes:list,  # class names
                ) -> list:
-    "Per-class Dice and IoU (foreground classes), mean Dice and mean IoU."
-    n = len(codes)
-    per_class = [SegMetric(k, c, n, f'{k}_{codes[c]}') for k in ('dice', 'iou') for c in range(1, n)]
-    return per_class + [SegMetric('dice', None, n), SegMetric('iou', None, n)]
+    "Per-class Dice and IoU (foreground classes), mean Dice and mean IoU; a class named void is left out of all of them."
+    n, void = len(codes), void_index(codes)
+    per_class = [SegMetric(k, c, n, f'{k}_{codes[c]}', void) for k in ('dice', 'iou') for c in range(1, n) if c != void]
+    return per_class + [SegMetric('dice', None, n, void=void), SegMetric('iou', None, n, void=void)]
 
 # %% ../nbs/reference/07_learner.ipynb #ee25fada
 class PretrainedWeightsUnavailable(UserError):
@@ -164,6 +208,20 @@ def dls_model_info(dls) -> ModelInfo:
                                        "or set dls.codes = ['background', ...]")
     return ModelInfo(Codes(list(codes)), None, *stats)
 
+# %% ../nbs/reference/07_learner.ipynb #f8ec7c92
+VOID_LOGIT = -1e4   # the void output's constant logit: exp(-1e4) is 0 in float32, bfloat16 and float16 alike
+
+def mute_void_output(model:nn.Module, # a segmentation network: our `UNet` or fastai's `DynamicUnet`
+                     n_classes:int,   # outputs of the network, one per class
+                     void:int,        # index of the void class
+                    ) -> nn.Module:
+    "Switch off the void output: zero weights and a `VOID_LOGIT` bias in the last layer, so void has probability 0."
+    last = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.out_channels == n_classes]
+    if not last or last[-1].bias is None:
+        raise ValueError(f"mute_void_output: no final convolution with {n_classes} outputs and a bias in {type(model).__name__}")
+    with torch.no_grad(): last[-1].weight[void] = 0.; last[-1].bias[void] = VOID_LOGIT
+    return model
+
 # %% ../nbs/reference/07_learner.ipynb #f10af56f
 def seg_learner(dls,                     # `DataLoaders` from `segmentation_dls`
                 arch:str='unet',         # 'unet' (ours) or a torchvision ResNet name, e.g. 'resnet34'
@@ -178,10 +236,10 @@ def seg_learner(dls,                     # `DataLoaders` from `segmentation_dls`
                 dropout:float=0.0,       # ours only: dropout at the bottom of the U
                 **kwargs,                # passed to `Learner` / `unet_learner`
                ) -> Learner:
-    "A fastai `Learner` for segmentation with the chosen model, loss and metrics."
+    "A fastai `Learner` for segmentation with the chosen model, loss and metrics; a void class's output switched off."
     info = replace(dls_model_info(dls), arch=arch)
     codes = list(info.codes.names)
-    loss_func, metrics = seg_loss(loss, class_weights, border_weight, border_width), seg_metrics(codes)
+    loss_func, metrics = seg_loss(loss, class_weights, border_weight, border_width, info.codes.void), seg_metrics(codes)
     if arch == 'unet':
         model = UNet(in_channels=3, n_classes=len(codes), depth=depth, base_width=base_width, dropout=dropout)
         learn = Learner(dls, model, loss_func=loss_func, metrics=metrics, **{'splitter': unet_splitter, **kwargs})
@@ -197,6 +255,7 @@ def seg_learner(dls,                     # `DataLoaders` from `segmentation_dls`
                 f"torchvision {arch} weights file from a connected machine (it is cached in ~/.cache/torch/hub/checkpoints "
                 f"after one download) and pass weights='path/to/file.pth' (segment-lib train --weights FILE).") from None
         if weights is not None: _load_local_weights(learn, arch, weights)
+    if info.codes.void is not None: mute_void_output(learn.model, len(codes), info.codes.void)
     learn.model_info = info
     return learn
 
@@ -248,7 +307,7 @@ def scores_from_confusion(cm:np.ndarray, # confusion matrix (rows truth, columns
     s = pixel_scores(cm, list(codes))                       # the definitions (and empty-class policy) of 10_metrics
     def r(v): return None if v is None else round(v, 4)
     return dict(pixel_accuracy=r(s['pixel_accuracy']),
-                per_class={c: {k: r(s['per_class'][c][k]) for k in PIXEL_SCORES} for c in codes},
+                per_class={c: {k: r(v[k]) for k in PIXEL_SCORES} for c, v in s['per_class'].items()},   # void has none
                 foreground_dice=r(s['macro']['dice']))
 
 # %% ../nbs/reference/07_learner.ipynb #04b0cd98
@@ -257,8 +316,9 @@ def evaluate(learn:Learner,              # a trained segmentation learner
              pairs:list|None=None,        # or explicit (image, mask) pairs
              codes:Codes|None=None,       # the masks' classes (and colours); default: the dataset's codes.txt
              progress:bool=True,          # show a progress bar
+             confusion:bool=False,        # also return the pixel confusion matrix (rows truth, columns prediction, as a list)
             ) -> dict:
-    "Score `learn` on a dataset: per-class Dice, IoU, precision, recall and pixel accuracy."
+    "Score `learn` on a dataset: per-class Dice, IoU, precision, recall and pixel accuracy; void pixels are not scored."
     names = list(learn.model_info.codes.names)
     has_codes_file = data_dir is not None and (Path(data_dir)/'codes.txt').exists()
     if codes is None: codes = dataset_codes(data_dir) if has_codes_file else Codes(names)
@@ -273,6 +333,7 @@ def evaluate(learn:Learner,              # a trained segmentation learner
         cm += confusion_matrix(pred, truth, len(names))
     res = scores_from_confusion(cm, names)
     res['images'] = len(pairs)
+    if confusion: res['confusion'] = cm.tolist()           # in the model's class order, void row and column included
     return res
 
 # %% ../nbs/reference/07_learner.ipynb #5aff4268
@@ -292,7 +353,8 @@ def refuse_untrainable(summary,         # `DatasetSummary` from `check_dataset`
                       ):
     "Stop before spending a training budget on data that cannot work: no foreground, tiny images, no validation image."
     where, n = summary.data_dir, len(summary.pairs)
-    if summary.class_pixels[1:].sum() == 0:
+    objects = [c for c in range(1, len(summary.codes)) if c != summary.codes.void]    # void is no object to learn
+    if summary.class_pixels[objects].sum() == 0:
         raise DatasetError(f"{where}: every mask is background only, so there is nothing to learn. Annotate the objects "
                            "(`segment-lib bootstrap` gives first guesses to correct), or check that masks/ holds the right "
                            "files.", 'no_foreground')
@@ -314,6 +376,8 @@ def calibrate(learn:Learner, # a trained learner
     z = [predict_probs(learn, read_image(i), logits=True) for i, _ in pairs]
     z = np.concatenate([l.reshape(l.shape[0], -1).T for l in z])
     y = np.concatenate([read_mask(m, codes).ravel() for _, m in pairs])
+    void = (codes or learn.model_info.codes).void
+    if void is not None: z, y = z[y != void], y[y != void]          # pixels of unknown truth cannot calibrate anything
     t = fit_temperature(z, y)
     def ece(temp):
         p = softmax(z / temp, axis=1)
@@ -323,6 +387,7 @@ def calibrate(learn:Learner, # a trained learner
 # %% ../nbs/reference/07_learner.ipynb #639308c6
 def class_weights_for(spec:str|list|None, # None, 'balanced', a list of numbers, or 'w0,w1,...'
                       class_pixels,       # pixels of each class over the training masks (`DatasetSummary.class_pixels`)
+                      void:int|None=None, # index of the void class: 'balanced' leaves it out (its pixels are never learnt from)
                      ) -> list|None:
     "Per-class loss weights: 'balanced' gives rare classes more weight (inverse frequency, mean 1, at most 10x the least)."
     if spec is None: return None
@@ -331,9 +396,12 @@ def class_weights_for(spec:str|list|None, # None, 'balanced', a list of numbers,
         try: spec = [float(v) for v in spec.split(',')]
         except ValueError: raise UserError(f"class weights {spec!r}: give 'balanced' or numbers such as '1,3'") from None
     if spec == 'balanced':
-        freq = np.maximum(np.asarray(class_pixels, float), 1) / max(np.sum(class_pixels), 1)
+        known = [c for c in range(n) if c != void]
+        counts = np.asarray(class_pixels, float)[known]
+        freq = np.maximum(counts, 1) / max(counts.sum(), 1)
         w = np.minimum(1 / freq, 10 * (1 / freq).min())
-        return [round(float(v), 4) for v in w / w.mean()]
+        weights = np.ones(n); weights[known] = w / w.mean()       # void keeps 1: `ignore_index` never uses it
+        return [round(float(v), 4) for v in weights]
     if len(spec) != n: raise UserError(f"class weights {spec}: give one number per class ({n} classes)")
     return [float(v) for v in spec]
 
@@ -403,7 +471,7 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
     if augment is True: augment = Augmentation(invert=invert)
     set_seed(seed, reproducible=True)
     dls = segmentation_dls(data_dir, bs=bs, patch=patch, size=size, valid_pct=valid_pct, seed=seed, augment=augment, check=False)
-    weights_per_class = class_weights_for(class_weights, summary.class_pixels)
+    weights_per_class = class_weights_for(class_weights, summary.class_pixels, summary.codes.void)
     learn = seg_learner(dls, arch, loss=loss, class_weights=weights_per_class, pretrained=pretrained, weights=weights,
                         border_weight=border_weight if instances else 1., border_width=boundary_width,
                         base_width=base_width, depth=depth)

@@ -11,18 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
 
 from .data import (
     DEFAULT_CODES, MASK_EXTS, Codes, DatasetError, as_codes, atomic_write, dataset_folder, decode_mask, folder_files,
-    image_to_rgb, is_palette, read_codes, read_mask_array, with_progress)
+    image_to_rgb, is_palette, read_codes, read_mask_array, void_index, with_progress)
 from .instances import DEFAULT_MIN_SIZE, drop_small_objects, label_objects
 
 # %% auto #0
 __all__ = ['PIXEL_SCORES', 'IOU_THRESHOLDS', 'MATCH_COLORS', 'MASK_KINDS', 'confusion_matrix', 'pixel_scores', 'mean_over_images',
-           'pixel_summary', 'Overlaps', 'object_overlaps', 'Match', 'match_objects', 'split_merge', 'object_scores',
-           'object_summary', 'show_matches', 'mask_kind', 'read_any_mask', 'truth_folder', 'score_folders',
-           'score_table']
+           'pixel_summary', 'show_confusion', 'fill_void', 'Overlaps', 'object_overlaps', 'Match', 'match_objects',
+           'split_merge', 'object_scores', 'object_summary', 'show_matches', 'mask_kind', 'read_any_mask',
+           'truth_folder', 'score_folders', 'score_table']
 
 # %% ../nbs/reference/10_metrics.ipynb #292c58ab
 PIXEL_SCORES = ('dice', 'iou', 'precision', 'recall')   # the per-class pixel scores, in the order tables show them
@@ -63,15 +64,19 @@ def _class_names(codes, n:int) -> list:
 def pixel_scores(cm:np.ndarray, # confusion matrix (rows truth, columns prediction) of one image, or summed over many
                  codes=None,    # class names: `Codes`, a list or a codes.txt path; default: background, object
                 ) -> dict:
-    "Per-class Dice, IoU, precision and recall, their micro and macro means over the foreground classes, and pixel accuracy."
-    cm = np.asarray(cm, np.int64)
+    "Per-class Dice, IoU, precision and recall, their micro and macro means over the foreground classes, and pixel accuracy; void pixels left out."
+    cm = np.array(cm, np.int64)                          # a copy: the void row is cleared below
     names = _class_names(codes, len(cm))
+    void = void_index(names)
+    if void is not None: cm[void] = 0                    # unknown truth: not scored (a void prediction stays a miss)
+    scored = [i for i in range(len(names)) if i != void]
+    fg = [i for i in scored if i > 0]                    # the foreground classes
     tp = np.diag(cm); fp = cm.sum(0) - tp; fn = cm.sum(1) - tp
-    per_class = {n: dict(_scores(tp[i], fp[i], fn[i]), true_pixels=int(cm[i].sum()), predicted_pixels=int(cm[:, i].sum()))
-                 for i, n in enumerate(names)}
+    per_class = {names[i]: dict(_scores(tp[i], fp[i], fn[i]), true_pixels=int(cm[i].sum()), predicted_pixels=int(cm[:, i].sum()))
+                 for i in scored}
     return dict(pixel_accuracy=_ratio(tp.sum(), cm.sum()),
-                micro=_scores(tp[1:].sum(), fp[1:].sum(), fn[1:].sum()),
-                macro={k: _mean(per_class[n][k] for n in names[1:]) for k in PIXEL_SCORES},
+                micro=_scores(tp[fg].sum(), fp[fg].sum(), fn[fg].sum()),
+                macro={k: _mean(per_class[names[i]][k] for i in fg) for k in PIXEL_SCORES},
                 per_class=per_class)
 
 # %% ../nbs/reference/10_metrics.ipynb #85339654
@@ -96,6 +101,45 @@ def pixel_summary(cms:list,   # one confusion matrix per image
         scores['image_mean'] = mean_over_images([p['per_class'][name] for p in per_image], PIXEL_SCORES)
     out['images'] = len(cms)
     return out
+
+# %% ../nbs/reference/10_metrics.ipynb #a2eb0588
+def show_confusion(cm:np.ndarray,     # confusion matrix (rows truth, columns prediction), e.g. summed over images
+                   codes=None,        # class names: `Codes`, a list or a codes.txt path; default: background, object
+                   normalize:bool=True, # each row as shares of its true pixels (the diagonal is the recall)
+                   ax=None,           # matplotlib axes; default: a new figure
+                   title:str|None=None, # title; default: says what the numbers are
+                  ):
+    "Draw a pixel confusion matrix: rows truth, columns prediction, numbers in the cells; a void truth row left out."
+    import matplotlib.pyplot as plt
+    cm = np.asarray(cm, np.int64)
+    names = _class_names(codes, len(cm))
+    void = void_index(names)
+    rows = [i for i in range(len(names)) if i != void]
+    cols = rows + ([void] if void is not None and cm[rows, void].sum() else [])   # void shown only if ever predicted
+    m = cm[np.ix_(rows, cols)].astype(float)
+    shown = m / np.maximum(m.sum(1, keepdims=True), 1) if normalize else m
+    if ax is None: _, ax = plt.subplots(figsize=(1.2 * len(cols) + 3, 1.1 * len(rows) + 2.4))
+    ax.imshow(shown, cmap='Blues', vmin=0, vmax=1 if normalize else max(shown.max(), 1))
+    for r in range(len(rows)):
+        for c in range(len(cols)):
+            v = shown[r, c]
+            ax.text(c, r, f'{v:.2f}' if normalize else f'{int(v):,}', ha='center', va='center', fontsize=10,
+                    color='white' if v > 0.6 * (1 if normalize else shown.max()) else 'black')
+    ax.set_xticks(range(len(cols)), [names[c] for c in cols]); ax.set_yticks(range(len(rows)), [names[r] for r in rows])
+    ax.set_xlabel('predicted class'); ax.set_ylabel('true class')
+    ax.set_title(title if title is not None else 'share of each true class' if normalize else 'pixels', fontsize=10)
+    return ax
+
+# %% ../nbs/reference/10_metrics.ipynb #3cb6a3ac
+def fill_void(mask:np.ndarray,  # HxW class indices
+              void:int|None,    # the void class (`Codes.void`); None: nothing to fill
+             ) -> np.ndarray:
+    "Class indices with each void pixel given the class of the nearest non-void pixel: whole objects, for object scores."
+    mask = np.asarray(mask)
+    unknown = mask == void if void is not None else None
+    if unknown is None or not unknown.any() or unknown.all(): return mask
+    nearest = ndi.distance_transform_edt(unknown, return_distances=False, return_indices=True)
+    return mask[tuple(nearest)]
 
 # %% ../nbs/reference/10_metrics.ipynb #d6b19be8
 def _compact(ids:np.ndarray) -> tuple:
@@ -349,6 +393,10 @@ def _pairs(pred_dir:Path, truth_dir:Path, partial:bool) -> tuple:
                            "stems found in both folders." if common and not partial else "."), 'unpaired')
     return [(s, preds[s], truths[s]) for s in common], no_truth, no_pred
 
+def _foreground(mask:np.ndarray, kind:str, void:int|None) -> np.ndarray:
+    "Object pixels of a mask: ids > 0, or classes > 0 that are not void."
+    return (mask > 0) & (mask != void) if kind == 'semantic' and void is not None else mask > 0
+
 def _rounded(x, digits:int=4):
     "A JSON-ready copy: floats rounded, NumPy numbers as Python numbers, tuples as lists."
     if isinstance(x, dict): return {str(k): _rounded(v, digits) for k, v in x.items()}
@@ -387,6 +435,7 @@ def score_folders(pred:str|Path,          # folder of predicted masks (classes o
         raise DatasetError(f"{pred_dir}: the predicted masks' classes ({', '.join(pred_codes.names)}) are not the true masks' "
                            f"({', '.join(truth_codes.names)}); fix a codes.txt, or pass the codes to use for both.", 'codes')
     names = list((truth_codes or pred_codes or Codes(list(DEFAULT_CODES))).names)
+    t_void, p_void = (c.void if c else None for c in (truth_codes, pred_codes))   # unknown truth: out of the pixel scores
     per_image, class_cms, binary_cms = [], [], []
     for stem, pf, tf in with_progress(pairs, progress, 'masks'):
         tk, t = read_any_mask(tf, truth_codes, truth_kind)
@@ -395,11 +444,12 @@ def score_folders(pred:str|Path,          # folder of predicted masks (classes o
             raise DatasetError(f"{pf.name}: the predicted mask is {p.shape[0]}x{p.shape[1]} (HxW) but its true mask {tf.name} "
                                f"is {t.shape[0]}x{t.shape[1]}; score predictions made at the images' size (resize masks "
                                "with nearest-neighbour interpolation only).", 'size')
-        binary_cms.append(confusion_matrix(p > 0, t > 0, 2))
+        known = t != t_void if tk == 'semantic' and t_void is not None else slice(None)
+        binary_cms.append(confusion_matrix(_foreground(p, pk, p_void)[known], _foreground(t, tk, t_void)[known], 2))
         if tk == pk == 'semantic': class_cms.append(confusion_matrix(p, t, len(names)))
-        true_ids = t if tk == 'instances' else label_objects(t)
+        true_ids = t if tk == 'instances' else label_objects(fill_void(t, t_void))
         pred_ids = (drop_small_objects(p, min_size, renumber=False) if pk == 'instances' else
-                    label_objects(p, min_size=min_size, split=split, min_distance=min_distance))
+                    label_objects(fill_void(p, p_void), min_size=min_size, split=split, min_distance=min_distance))
         per_image.append(dict(name=stem, pred_kind=pk, truth_kind=tk, objects=object_scores(true_ids, pred_ids, threshold, cover=cover)))
     by_class = len(class_cms) == len(pairs)                   # every pair holds classes on both sides
     cms, classes = (class_cms, names) if by_class else (binary_cms, list(DEFAULT_CODES))

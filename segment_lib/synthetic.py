@@ -16,12 +16,14 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 from skimage.draw import disk, ellipse, polygon, polygon_perimeter
 from skimage.filters import gaussian
+from skimage.morphology import disk as disk_footprint
 
-from .data import save_image, save_mask, with_progress
+from .data import atomic_write, save_image, save_mask, with_progress
 
 # %% auto #0
-__all__ = ['BACKGROUND_RGB', 'CYTOPLASM_RGB', 'NUCLEUS_RGB', 'COURSE_DATASETS', 'CODES_TXT', 'SyntheticSample', 'make_crystals',
-           'make_cells', 'make_cracks', 'sample_seed', 'write_course_dataset', 'build_course_data']
+__all__ = ['BACKGROUND_RGB', 'CYTOPLASM_RGB', 'NUCLEUS_RGB', 'COURSE_DATASETS', 'CODES_TXT', 'CELL_CODES', 'SyntheticSample',
+           'make_crystals', 'make_cells', 'make_cracks', 'sample_seed', 'write_course_dataset', 'void_band',
+           'cell_class_mask', 'write_cell_classes', 'build_course_data']
 
 # %% ../nbs/reference/01_synthetic.ipynb #742e7f6b
 @dataclass(repr=False)
@@ -31,10 +33,12 @@ class SyntheticSample:
     mask: np.ndarray       # uint8 HxW: 0 = background, 1 = object
     instances: np.ndarray  # uint16 HxW: 0 = background, 1..n = one id per object
     objects: pd.DataFrame  # one row per instance id (column `id`): area in pixels and the drawn parameters
+    classes: np.ndarray|None = None  # uint8 HxW parts of the objects, where a generator draws them (cells: 0 background, 1 cytoplasm, 2 nucleus)
 
     def __repr__(self):
+        parts = f", classes=0..{self.classes.max()}" if self.classes is not None else ''
         return (f"SyntheticSample(image={self.image.shape} {self.image.dtype}, mask={self.mask.shape} {self.mask.dtype}, "
-                f"instances={self.instances.shape} {self.instances.dtype}, objects={len(self.objects)})")
+                f"instances={self.instances.shape} {self.instances.dtype}, objects={len(self.objects)}{parts})")
 
 # %% ../nbs/reference/01_synthetic.ipynb #8e0e9b1b
 def _smooth_noise(rng:np.random.Generator, # the sample's random generator
@@ -225,11 +229,12 @@ NUCLEUS_RGB = np.array([92., 52., 138.])       # nucleus (dark purple)
 def _paint_cells(rng:np.random.Generator, # the sample's random generator
                  cells:list,              # parameters from `_place_cells`
                  instances:np.ndarray,    # ids from `_cell_partition`
-                ) -> np.ndarray:
-    "Float RGB image of stained cells: textured cytoplasm, a nucleus, granules, darker membranes, debris"
+                ) -> tuple:
+    "Float RGB image of stained cells (textured cytoplasm, a nucleus, granules, darker membranes, debris) and where the nuclei are"
     size = instances.shape[0]
     image = BACKGROUND_RGB + 5 * _smooth_noise(rng, (size, size), 2)[..., None]
     texture, chromatin = _smooth_noise(rng, (size, size), 1.2), _smooth_noise(rng, (size, size), 0.8)
+    nuclei = np.zeros((size, size), bool)
     for k, c in enumerate(cells, start=1):
         cell = instances == k
         if not cell.any(): continue
@@ -240,6 +245,7 @@ def _paint_cells(rng:np.random.Generator, # the sample's random generator
                          r, r * rng.uniform(0.75, 1.0), (size, size), rotation=rng.uniform(0, math.pi))
         nucleus[rr, cc] = True
         nucleus &= cell
+        nuclei |= nucleus
         colour = NUCLEUS_RGB + (1 - c['stain']) * 0.5 * (CYTOPLASM_RGB - NUCLEUS_RGB)
         image[nucleus] = colour * (1 + 0.12 * chromatin[nucleus, None])
         for _ in range(int(rng.integers(0, 5))):  # dark granules
@@ -253,7 +259,7 @@ def _paint_cells(rng:np.random.Generator, # the sample's random generator
         rr, cc = disk(tuple(rng.uniform(0, size, 2)), rng.uniform(1.0, 3.0), shape=(size, size))
         free = instances[rr, cc] == 0
         image[rr[free], cc[free]] = BACKGROUND_RGB + rng.uniform(0.3, 0.8) * (CYTOPLASM_RGB - BACKGROUND_RGB)
-    return gaussian(image, sigma=0.7, channel_axis=-1)  # optics: nothing is perfectly sharp
+    return gaussian(image, sigma=0.7, channel_axis=-1), nuclei  # optics: nothing is perfectly sharp
 
 # %% ../nbs/reference/01_synthetic.ipynb #89f99b6e
 def make_cells(size:int=128,               # image side in pixels
@@ -264,17 +270,19 @@ def make_cells(size:int=128,               # image side in pixels
                noise:float=6.0,            # camera noise, in grey levels per channel
                illumination:float=0.35,    # strength of the uneven illumination
               ) -> SyntheticSample:
-    "RGB image of stained, textured cells, many touching, each with its own id"
+    "RGB image of stained, textured cells, many touching, each with its own id; `classes` tells cytoplasm from nucleus"
     rng = np.random.default_rng(seed)
     n = n_cells if n_cells is not None else _n_objects(rng, 7, 13, size)
     cells = _place_cells(rng, n, size, radius, touching)
     drawn = _cell_partition(cells, size)
-    image = _paint_cells(rng, cells, drawn) * _illumination(rng, size, illumination)[..., None]
+    image, nuclei = _paint_cells(rng, cells, drawn)
+    image = image * _illumination(rng, size, illumination)[..., None]
     image = _finish(image, rng, noise)
     rows = [dict(radius=round(c['radius'], 2), elongation=round(c['elongation'], 3), stain=round(c['stain'], 3))
             for c in cells]
     instances, objects = _relabel(drawn, rows)
-    return SyntheticSample(image, (instances > 0).astype(np.uint8), instances, objects)
+    classes = np.where(nuclei, 2, instances > 0).astype(np.uint8)   # 0 background, 1 cytoplasm, 2 nucleus
+    return SyntheticSample(image, (instances > 0).astype(np.uint8), instances, objects, classes)
 
 # %% ../nbs/reference/01_synthetic.ipynb #b5725da4
 def _crack_walk(rng:np.random.Generator, # the sample's random generator
@@ -393,6 +401,45 @@ def write_course_dataset(kind:str,             # 'crystals', 'cells' or 'cracks'
         save_mask(sample.mask, out/'masks'/name, overwrite=overwrite)
         save_image(sample.instances, out/'instances'/name, overwrite=overwrite)  # save_image keeps uint16 even for few ids
     (out/'codes.txt').write_text(CODES_TXT)
+    return out
+
+# %% ../nbs/reference/01_synthetic.ipynb #77c7bdad
+CELL_CODES = ('background', 'cytoplasm', 'nucleus', 'void')   # classes of `write_cell_classes`: line i = pixel value i
+
+def void_band(classes:np.ndarray, # HxW class indices
+              width:int=1,        # pixels on each side of a boundary; 0: no band
+             ) -> np.ndarray:
+    "Boolean HxW: the pixels with another class within `width` pixels, a band 2 * `width` wide along every class boundary."
+    if width <= 0: return np.zeros(classes.shape, bool)
+    footprint = disk_footprint(width).astype(bool)
+    return ndi.maximum_filter(classes, footprint=footprint) != ndi.minimum_filter(classes, footprint=footprint)
+
+def cell_class_mask(sample:SyntheticSample, # from `make_cells`
+                    void_width:int=1,        # void band on each side of a class boundary, in pixels (0: none)
+                   ) -> np.ndarray:
+    "uint8 mask of `CELL_CODES`: background 0, cytoplasm 1, nucleus 2, and 3 (void) along the class boundaries."
+    return np.where(void_band(sample.classes, void_width), CELL_CODES.index('void'), sample.classes).astype(np.uint8)
+
+# %% ../nbs/reference/01_synthetic.ipynb #f56ae5fa
+def write_cell_classes(out:str|Path,         # dataset folder to write (created if needed)
+                       n:int=40,             # number of images
+                       size:int=128,         # image side in pixels
+                       seed:int=0,           # dataset seed; image i is `make_cells(size, sample_seed(seed, i))`
+                       void_width:int=1,     # void band on each side of a class boundary, in pixels (0: none)
+                       overwrite:bool=False, # replace images already in `out`?
+                       progress:bool=True,   # show a progress bar
+                      ) -> Path:
+    "Write the cells as three classes and void: out/images, out/masks (8-bit class indices of `CELL_CODES`) and out/codes.txt."
+    out = Path(out)
+    if (out/'images').is_dir() and any((out/'images').iterdir()) and not overwrite:
+        raise FileExistsError(f"{out/'images'}: already holds files; nothing was written. Pass overwrite=True to replace "
+                              "them, or choose an empty folder.")
+    codes = CELL_CODES if void_width > 0 else CELL_CODES[:-1]
+    for i in with_progress(range(n), progress, 'images'):
+        sample, name = make_cells(size=size, seed=sample_seed(seed, i)), f'cell_classes_{i:03d}.png'
+        save_image(sample.image, out/'images'/name, overwrite=overwrite)
+        save_mask(cell_class_mask(sample, void_width), out/'masks'/name, overwrite=overwrite)   # plain indices, as CamVid's
+    atomic_write(out/'codes.txt', lambda tmp: tmp.write_text(''.join(f'{c}\n' for c in codes)), overwrite=True)
     return out
 
 # %% ../nbs/reference/01_synthetic.ipynb #0b5349d9
