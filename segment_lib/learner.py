@@ -20,8 +20,10 @@ from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossF
                                Normalize, params, AddMaskCodes, TensorBase)
 
 from .data import (
-    Codes, DatasetError, UserError, atomic_write, dataset_codes, read_image, read_mask, void_index, with_progress)
+    Codes, DatasetError, UserError, atomic_write, dataset_codes, image_size, read_image, read_mask, void_index, with_progress)
 from .check import check_dataset, MIN_TRAIN_SIDE
+from .fingerprint import WORKING_DIAMETERS, plan_training
+from .scale import working_dataset
 from .instances import MIN_INTERIOR, convert_masks, instance_size_limits
 from .unet import UNet, count_parameters
 from .inference import predict_probs
@@ -39,10 +41,11 @@ from .budget import (
     KeepToBudget, stop_on_sigterm, _clock)
 
 # %% auto #0
-__all__ = ['LOSSES', 'RESNETS', 'ARCHS', 'VOID_LOGIT', 'separation_border', 'VoidDiceLoss', 'VoidFocalLoss', 'CombinedLoss',
-           'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable', 'unet_splitter', 'dls_model_info',
-           'mute_void_output', 'seg_learner', 'plot_training', 'scores_from_confusion', 'evaluate', 'train_pairs',
-           'valid_pairs', 'refuse_untrainable', 'calibrate', 'class_weights_for', 'three_class_dataset', 'train']
+__all__ = ['LOSSES', 'RESNETS', 'ARCHS', 'VOID_LOGIT', 'VALIDATION_PIXELS', 'separation_border', 'VoidDiceLoss', 'VoidFocalLoss',
+           'CombinedLoss', 'seg_loss', 'SegMetric', 'seg_metrics', 'PretrainedWeightsUnavailable', 'unet_splitter',
+           'dls_model_info', 'mute_void_output', 'seg_learner', 'plot_training', 'scores_from_confusion', 'evaluate',
+           'train_pairs', 'valid_pairs', 'refuse_untrainable', 'calibrate', 'class_weights_for', 'three_class_dataset',
+           'validation_sample', 'train']
 
 # %% ../nbs/reference/07_learner.ipynb #18931ae0
 def separation_border(targ:torch.Tensor, # N x H x W three-class masks (0 background, 1 interior, 2 boundary)
@@ -429,6 +432,26 @@ def _machine():
                 cpu=platform.processor() or platform.machine(), platform=platform.platform())
 
 # %% ../nbs/reference/07_learner.ipynb #8b945c81
+def _scale_range(spec:str) -> tuple:
+    "'LO,HI' -> (LO, HI) in px, checked."
+    try: lo, hi = (float(v) for v in str(spec).split(','))
+    except ValueError: lo = hi = None
+    if lo is None or not 0 < lo <= hi:
+        raise UserError(f"scale={spec!r}: give 'auto', 'none' or a range of object diameters in pixels such as '12,48' (low <= high).")
+    return lo, hi
+
+VALIDATION_PIXELS = 8e6   # whole-image scores after each epoch look at validation images up to this many pixels (24 DSB2018 images: 4.3 M)
+
+def validation_sample(pairs:list,     # validation (image, mask) pairs
+                      max_pixels:float=VALIDATION_PIXELS, # pixel budget of one validation pass
+                      seed:int=0,       # which images, when not all fit
+                     ) -> list:
+    "The validation pairs scored after each epoch: all of them when they fit in `max_pixels`, else a fixed random share that does (at least one)."
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    sizes = [np.prod(image_size(pairs[i][0])) for i in order]
+    keep = [i for i, total in zip(order, np.cumsum(sizes)) if total <= max_pixels] or list(order[:1])
+    return [pairs[i] for i in sorted(keep)]
+
 def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional codes.txt)
           out:str|Path,             # output folder for model.pkl, report.json and training.png
           arch:str='unet',          # 'unet' (ours) or a ResNet name such as 'resnet34'
@@ -436,11 +459,12 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
           steps:int|None=None,      # train exactly this many optimiser steps instead (rounded up to whole epochs)
           epochs:int|None=None,     # or this many epochs (an epoch: a few random patches of every training image)
           lr:float|None=None,       # peak learning rate; default 3e-3 (ours) or 1e-3 (ResNet)
-          bs:int=8,                 # batch size
-          patch:int|None=None,      # side of the random training patches; default: 256, or less for small images
-          size:int|None=None,       # resize whole images to size x size instead of cropping patches
+          bs:int|None=None,         # batch size; default: the plan's (8)
+          patch:int|None=None,      # side of the random training patches; default: the plan's (256, less when most images are smaller)
+          size:int|None=None,       # resize whole images to size x size instead of cropping patches (no object scale then)
+          scale:str='auto',         # object scale: 'auto' (images whose objects are outside 12-48 px are rescaled into that range), 'none', or a range 'LO,HI' in px
           augment:bool=True,        # flips, turns, rotation, zoom, elastic deformation, brightness, contrast, blur, noise
-          invert:float=0.,          # share of training patches shown with inverted intensities (for objects bright in some images, dark in others)
+          invert:float|None=None,   # share of training patches shown with inverted intensities; default: the plan's (0)
           valid_pct:float=0.2,      # fraction of images held out for validation
           seed:int=42,              # seed for the split, initialisation and shuffling
           loss:str='ce+dice',       # one of `LOSSES`
@@ -451,8 +475,8 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
           mixed_precision:bool=True, # 16-bit maths where the hardware has it (GPU; Intel AMX/AVX-512 BF16 CPU): 2-4x faster
           pretrained:bool=True,     # ResNet: start from ImageNet weights
           weights:str|None=None,    # ResNet: local ImageNet weights file
-          base_width:int=16,        # our U-Net: width of the first level
-          depth:int=4,              # our U-Net: number of poolings
+          base_width:int|None=None, # our U-Net: width of the first level; default: the plan's (16)
+          depth:int|None=None,      # our U-Net: number of poolings; default: the plan's (4)
           overwrite:bool=False,     # replace a model already in `out`
           show_progress:bool=True,  # print the plan and one line per epoch
          ) -> dict:
@@ -465,6 +489,13 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
         raise UserError("give one of minutes, steps or epochs (--minutes, --steps, --epochs), not several")
     t0 = time.time()
     source = data_dir
+    fingerprint = check_dataset(data_dir).fingerprint          # what the data looks like -> the training plan
+    rng = None if size is not None or scale == 'none' else 'auto' if scale == 'auto' else _scale_range(scale)
+    training_plan = plan_training(fingerprint, instances, rng, invert, patch, depth, base_width, bs)
+    bs, patch, invert, depth, base_width = (training_plan.bs, None if size else training_plan.patch, training_plan.invert,
+                                            training_plan.depth, training_plan.base_width)
+    if show_progress: print('\n'.join(fingerprint.describe() + training_plan.describe()), flush=True)
+    if training_plan.scales: data_dir = working_dataset(data_dir, out/'working-scale', training_plan.scales, show_progress)
     if instances: data_dir, limits = three_class_dataset(data_dir, out/'three-class', show_progress, boundary_width)
     summary = check_dataset(data_dir)
     refuse_untrainable(summary, valid_pct)
@@ -476,8 +507,11 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
                         border_weight=border_weight if instances else 1., border_width=boundary_width,
                         base_width=base_width, depth=depth)
     if instances: learn.model_info.instance_limits = limits     # its predictions' speck sizes, from the objects it learns
+    if training_plan.scales:                                    # predictions bring each image into the same range
+        learn.model_info.diameters = training_plan.diameters
+        learn.model_info.object_diameters = fingerprint.diameter_range((5, 95))
     lr = lr or (3e-3 if arch == 'unet' else 1e-3)
-    scorer = WholeImageScores(valid_pairs(dls), summary.codes)
+    scorer = WholeImageScores(validation_sample(valid_pairs(dls), seed=seed), summary.codes)   # each epoch; all of them at the end
     learn.metrics = list(learn.metrics) + scorer.metrics()
     precision = mixed_precision_callbacks(learn) if mixed_precision else []
     if minutes is None and steps is None and epochs is None: minutes = default_minutes()
@@ -503,7 +537,7 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
               + (f" in up to {epochs} epochs, to fill {minutes:g} min (measured {plan['seconds_per_step']} s per step)" if minutes
                  else f" in {epochs} epochs"),
               flush=True)
-    settings = dict(data=str(source), instances=instances, boundary_width=boundary_width if instances else None,
+    settings = dict(data=str(source), scale=scale if size is None else 'none', instances=instances, boundary_width=boundary_width if instances else None,
                     min_interior=MIN_INTERIOR if instances else None,
                     border_weight=border_weight if instances else None, arch=arch, minutes=minutes, steps=steps, epochs=epochs, lr=lr, bs=bs, patch=plan['patch'], size=size,
                     augment=asdict(augment) if augment else False, valid_pct=valid_pct, seed=seed,
@@ -524,7 +558,8 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
             if isinstance(cb, CPUMixedPrecision): cb._close()    # an interrupted batch never reached `after_loss`
         stopped = dict(after_epochs=len(learn.recorder.values), model_from_epoch=checkpoint.saved_epoch,
                        chosen_by=checkpoint.monitor, score=None if checkpoint.saved_epoch is None else round(checkpoint.best, 4))
-        report = dict(data=summary.to_dict(), settings=settings, plan=plan, model=learn.model_info.to_dict(), stopped=stopped,
+        report = dict(data=summary.to_dict(), settings=settings, training_plan=training_plan.to_dict(), plan=plan,
+                      model=learn.model_info.to_dict(), stopped=stopped,
                       epochs=_epoch_table(learn), seconds=round(time.time() - t0, 1), machine=_machine())
         atomic_write(out/'report.json', lambda tmp: tmp.write_text(json.dumps(report, indent=2)), overwrite=True)
         raise
@@ -534,7 +569,8 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
     learn.model_info.temperature = calibration['temperature']   # so that a confidence of 0.9 means about 90% right
     export_learner(learn, out/'model.pkl')                # save the work before anything else can fail
     final = evaluate(learn, pairs=valid_pairs(dls), codes=summary.codes, progress=False)
-    report = dict(data=summary.to_dict(), settings=settings, plan=plan, model=learn.model_info.to_dict(), calibration=calibration,
+    report = dict(data=summary.to_dict(), settings=settings, training_plan=training_plan.to_dict(), plan=plan,
+                  model=learn.model_info.to_dict(), calibration=calibration,
                   epochs=_epoch_table(learn), training_images=[p.name for p, _ in train_pairs(dls)],
                   validation_images=[p.name for p, _ in valid_pairs(dls)], final=final,
                   seconds=round(time.time() - t0, 1), machine=_machine())

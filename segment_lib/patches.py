@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from fastai.vision.all import (DataBlock, TransformBlock, RandomSplitter, PILImage, PILMask, AddMaskCodes, Resize,
-                               RandomCrop, imagenet_stats, IntToFloatTensor, Normalize, TfmdDL)
+                               RandomCrop, PadMode, imagenet_stats, IntToFloatTensor, Normalize, TfmdDL)
 
 from .data import (
     DEFAULT_CODES, Codes, DatasetError, dataset_codes, find_pairs, image_to_rgb, image_size, read_image, read_mask)
@@ -21,7 +21,7 @@ from .augment import Augmentation, SegAugment
 
 # %% auto #0
 __all__ = ['PATCH', 'PixelCache', 'ImageReader', 'MaskReader', 'MaskPath', 'ModelInfo', 'choose_patch', 'crops_per_image',
-           'PatchDL', 'patch_draws', 'segmentation_datablock', 'segmentation_dls']
+           'PatchDL', 'patch_draws', 'PadCrop', 'segmentation_datablock', 'segmentation_dls']
 
 # %% ../nbs/reference/04_patches.ipynb #3a63393c
 class PixelCache:
@@ -66,12 +66,15 @@ class ModelInfo:
     temperature: float = 1.0      # logits are divided by this before the softmax (fitted by `train`, see 07_confidence)
     patch: int|None = None        # side of the random crops it was trained on (None: whole images)
     instance_limits: dict|None = None # three-class models: `min_size`, `min_seed_size` of their instances, from the training objects
+    diameters: tuple|None = None  # working range of median object diameters (px) it was trained at (`TrainingPlan`); None: images at their own scale
+    object_diameters: tuple|None = None # 5th and 95th percentile of its training images' median object diameters (px), before rescaling
 
     def to_dict(self):
         "JSON-friendly version for reports."
         return dict(classes=list(self.codes.names), colors=self.codes.colors, size=self.size, mean=self.mean, std=self.std,
                     arch=self.arch, tile=self.tile, temperature=self.temperature, patch=self.patch,
-                    instance_limits=self.instance_limits)
+                    instance_limits=self.instance_limits, diameters=getattr(self, 'diameters', None),
+                    object_diameters=getattr(self, 'object_diameters', None))
 
 # %% ../nbs/reference/04_patches.ipynb #46caa1ed
 PATCH = 256   # preferred side of a training patch: room for context, small enough for a CPU and for small images
@@ -110,6 +113,10 @@ def patch_draws(sizes,      # (height, width) of every training image
     return [max(1, round(h * w / patch ** 2)) for h, w in sizes]
 
 # %% ../nbs/reference/04_patches.ipynb #8bfdc025
+class PadCrop(RandomCrop):
+    "`RandomCrop` that pads an image smaller than the patch by reflection (fastai's pads with zeros): no black frame to learn."
+    def encodes(self, x): return x.crop_pad(self.size, self.tl, orig_sz=self.orig_sz, pad_mode=PadMode.Reflection)
+
 def segmentation_datablock(pairs:list,          # (image, mask) path pairs
                            codes:Codes,         # class names
                            size:int|tuple|None=None, # resize every item to this size instead of cropping patches
@@ -121,7 +128,7 @@ def segmentation_datablock(pairs:list,          # (image, mask) path pairs
                            cache_mb:float=1024, # MB of decoded images, and as many of masks, kept in memory between epochs
                           ) -> DataBlock:
     "A fastai `DataBlock` for image/mask pairs: random patches (or resized images), augmented on the batch."
-    item_tfms = [Resize(size, method='squish')] if size is not None else [RandomCrop(patch)] if patch else []
+    item_tfms = [Resize(size, method='squish')] if size is not None else [PadCrop(patch)] if patch else []
     batch_tfms = [IntToFloatTensor(div_mask=1)]
     if augment: batch_tfms.append(SegAugment(augment if isinstance(augment, Augmentation) else Augmentation()))
     if normalize: batch_tfms.append(Normalize.from_stats(*imagenet_stats))
