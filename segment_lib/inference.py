@@ -24,13 +24,15 @@ from .data import (IMAGE_EXTS, DatasetError, UserError, read_image, read_mask, i
                               stretch_limits, stretch_to_unit,
                               atomic_write)
 from .confidence import DEFAULT_SCORE, map_scores
-from .instances import DEFAULT_MIN_SIZE, THREE_CLASS_CODES, instance_size_limits, three_class_to_instances
+from .instances import DEFAULT_MIN_SIZE, THREE_CLASS_CODES, instance_size_limits, label_objects, three_class_to_instances
+from .fingerprint import object_diameters, working_scale
+from .scale import rescale_image, resize_probs
 
 # %% auto #0
-__all__ = ['DIHEDRAL', 'TTA', 'MIN_SIDE', 'prepare_image', 'tile_starts', 'blend_window', 'transform_image', 'undo_transform',
-           'predict_samples', 'predict_probs', 'Prediction', 'predicts_instances', 'instance_limits', 'predict_image',
-           'show_predictions', 'confidence_to_uint8', 'read_confidence', 'ModelFileError', 'load_model',
-           'predict_folder']
+__all__ = ['DIHEDRAL', 'TTA', 'MIN_SIDE', 'SCALE_STEP', 'prepare_image', 'tile_starts', 'blend_window', 'transform_image',
+           'undo_transform', 'predict_samples', 'predict_probs', 'scale_ladder', 'estimate_diameter', 'image_scale',
+           'Prediction', 'predicts_instances', 'instance_limits', 'predict_image', 'show_predictions',
+           'confidence_to_uint8', 'read_confidence', 'ModelFileError', 'load_model', 'predict_folder']
 
 # %% ../nbs/reference/08_inference.ipynb #8fddde79
 def _normalise(rgb:np.ndarray, # uint8 H x W x 3, as from `image_to_rgb`
@@ -254,6 +256,57 @@ def predict_probs(learn:Learner,            # trained segmentation learner (with
     "Class probabilities (float32 C x H x W) of one image at its own size: tiled, blended, averaged over TTA."
     return _assemble(_prob_strips(learn, image, tta, tile, overlap, batch_size, device, half, logits), np.shape(image)[:2])
 
+# %% ../nbs/reference/08_inference.ipynb #sc4l3cd1
+SCALE_STEP = 2 ** 0.5   # ratio between the scales `estimate_diameter` tries
+
+def _found_objects(learn:Learner, probs:np.ndarray) -> np.ndarray:
+    "Instance ids of what a model found: a three-class model's instances, else the connected regions of its foreground."
+    if predicts_instances(learn): return three_class_to_instances(probs, **instance_limits(learn))
+    return label_objects(probs.argmax(0) > 0)
+
+def scale_ladder(learn:Learner,          # a model trained at a working scale (`ModelInfo.diameters`)
+                 image_shape:tuple,      # (height, width) of the image
+                 min_side:int=32,        # skip scales that shrink the image below this
+                 max_side:int=4096,      # or enlarge it beyond this
+                ) -> list:
+    "The scales `estimate_diameter` tries: powers of `SCALE_STEP` that bring the object sizes the model knows (widened 2x each way) into its working range."
+    lo, hi = learn.model_info.diameters
+    d_lo, d_hi = getattr(learn.model_info, 'object_diameters', None) or (lo, hi)
+    s_min, s_max = working_scale(2 * max(d_hi, hi), (lo, hi)), working_scale(min(d_lo, lo) / 2, (lo, hi))
+    ks = range(math.floor(math.log(s_min, SCALE_STEP) + 1e-9), math.ceil(math.log(s_max, SCALE_STEP) - 1e-9) + 1)
+    return [SCALE_STEP ** k for k in ks if min_side <= min(image_shape[:2]) * SCALE_STEP ** k and max(image_shape[:2]) * SCALE_STEP ** k <= max_side]
+
+def estimate_diameter(learn:Learner,    # a model trained at a working object scale
+                      image:np.ndarray, # image as read by `read_image`
+                      **kwargs,         # passed to `predict_probs` (tile, batch_size, device, half)
+                     ) -> float|None:
+    "An image's median object diameter in px without its mask: the most confident of the scales at which the model's objects come out in its working range."
+    lo, hi = learn.model_info.diameters
+    best = None
+    for s in scale_ladder(learn, image.shape):
+        probs = predict_probs(learn, rescale_image(image, s), tta='none', **kwargs)
+        d = object_diameters(_found_objects(learn, probs))
+        if not len(d): continue
+        m = float(np.median(d))                        # at this scale
+        want = (lo / SCALE_STEP, hi * SCALE_STEP) if abs(s - 1) < 1e-9 else \
+               (hi / SCALE_STEP, hi * SCALE_STEP) if s < 1 else (lo / SCALE_STEP, lo * SCALE_STEP)
+        if not want[0] <= m <= want[1]: continue
+        fg = probs[0] < 0.5
+        conf = float(probs.max(0)[fg].mean())
+        if best is None or conf > best[0]: best = (conf, m / s)
+    return None if best is None else round(best[1], 2)
+
+def image_scale(learn:Learner,            # trained learner
+                image:np.ndarray,         # image as read by `read_image`
+                diameter:float|None=None, # the image's median object diameter in px, if known
+                **kwargs,                 # passed to `estimate_diameter`
+               ) -> tuple:
+    "(scale factor, median object diameter) an image is predicted at: 1 for models trained at the images' own scale."
+    rng = getattr(learn.model_info, 'diameters', None)
+    if rng is None: return 1., diameter
+    if diameter is None: diameter = estimate_diameter(learn, image, **kwargs)
+    return working_scale(diameter, rng), diameter
+
 # %% ../nbs/reference/08_inference.ipynb #02847d45
 class Prediction(NamedTuple):
     "What a model says about one image."
@@ -261,6 +314,8 @@ class Prediction(NamedTuple):
     probs: np.ndarray|None  # float32 C x H x W: class probabilities, summing to 1 over C (None: not kept)
     confidence: np.ndarray  # H x W probability of the chosen class, 1/C..1: float32, float16 when lean (steps of 0.0005)
     instances: np.ndarray|None = None  # int32 H x W object ids (0 = background) from a three-class model; None otherwise
+    diameter: float|None = None  # the image's median object diameter (px) the model worked from: given, or estimated (`estimate_diameter`)
+    scale: float = 1.       # the factor the image was rescaled by before the network saw it (1: its own scale)
 
 def predicts_instances(learn:Learner, # a segmentation learner with its `ModelInfo`
                       ) -> bool:
@@ -282,6 +337,7 @@ def predict_image(learn:Learner,          # trained segmentation learner
                   keep_probs:bool=True,   # also return the C x H x W probabilities (False: mask and confidence only, lean)
                   min_size:int|None=None, # three-class models: drop instances of fewer pixels than this; default: the model's
                   split_depth:float|None=None, # three-class models: cut interior seeds at necks this deep in px (`split_at_necks`); default 0: no cut
+                  diameter:float|None=None, # models trained at a working object scale: the image's median object diameter in px; default: estimated
                   **kwargs,               # passed to `predict_probs`: tta, tile, overlap, batch_size, device, half
                  ) -> Prediction:
     "Mask, class probabilities and confidence for one image at its own resolution; instance ids too from a three-class model."
@@ -289,16 +345,25 @@ def predict_image(learn:Learner,          # trained segmentation learner
     image = np.asarray(image)
     three = predicts_instances(learn)
     limits = instance_limits(learn, min_size, split_depth)
+    scale, diameter = image_scale(learn, image, diameter, **{k: v for k, v in kwargs.items() if k != 'tta'})
+    if scale != 1:                                        # predicted at the working scale, probabilities back at full size
+        probs = resize_probs(predict_probs(learn, rescale_image(image, scale), **kwargs), image.shape[:2])
+        if three and min_size is None: limits = dict(limits, min_size=max(1, round(limits['min_size'] / scale ** 2)),
+                                                     min_seed_size=max(1, round(limits['min_seed_size'] / scale ** 2)))
+        return Prediction(probs.argmax(0).astype(np.uint8), probs if keep_probs else None,
+                          probs.max(0) if keep_probs else probs.max(0).astype(np.float16),
+                          three_class_to_instances(probs, **limits) if three else None, diameter, scale)
     if keep_probs:
         probs = predict_probs(learn, image, **kwargs)
         return Prediction(mask=probs.argmax(0).astype(np.uint8), probs=probs, confidence=probs.max(0),
-                          instances=three_class_to_instances(probs, **limits) if three else None)
+                          instances=three_class_to_instances(probs, **limits) if three else None, diameter=diameter)
     mask, confidence = np.empty(image.shape[:2], np.uint8), np.empty(image.shape[:2], np.float16)   # 2 bytes a pixel
     boundary = np.empty(image.shape[:2], np.float32) if three else None     # three-class: the plane the watershed floods
     for r0, p in _prob_strips(learn, image, **kwargs):    # strip by strip: the probabilities are never whole
         mask[r0:r0 + p.shape[1]], confidence[r0:r0 + p.shape[1]] = p.argmax(0), p.max(0)
         if three: boundary[r0:r0 + p.shape[1]] = p[2]
-    return Prediction(mask, None, confidence, three_class_to_instances(mask, **limits, boundary=boundary) if three else None)
+    return Prediction(mask, None, confidence, three_class_to_instances(mask, **limits, boundary=boundary) if three else None,
+                      diameter)
 
 # %% ../nbs/reference/08_inference.ipynb #e382c212
 def _mask_style(n_classes:int) -> dict:
@@ -391,11 +456,13 @@ def _predict_file(learn:Learner,          # trained learner
                   overwrite:bool,         # replace an existing mask
                   palette:list,           # class colours of the palette PNG
                   instances_dir:Path|None=None, # three-class models: where to write <stem>.png instance ids (16-bit)
-                  **kwargs,               # passed to `predict_image`: tta, tile, batch_size, device, half, min_size
+                  **kwargs,               # passed to `predict_image`: tta, tile, batch_size, device, half, min_size, diameter
                  ) -> Path:
     "Predict one image file, write its confidence maps, instance ids, and then its mask (each atomically); return the mask and its scores."
     pred = predict_image(learn, image_path, keep_probs=False, **kwargs)
-    scores = dict(image=mask_path.stem, **map_scores(pred.mask, pred.confidence))
+    scores = dict(image=mask_path.stem, **map_scores(pred.mask, pred.confidence),
+                  source=os.path.relpath(Path(image_path).absolute(), mask_path.parent.parent.absolute()))   # for `measure_folder`'s pixel size
+    if getattr(learn.model_info, 'diameters', None) is not None: scores.update(diameter_px=pred.diameter, scale=round(pred.scale, 4))
     if confidence_dir is not None:
         save_image(pred.confidence, confidence_dir/f'{mask_path.stem}.tif', overwrite=True)
         save_image(confidence_to_uint8(pred.confidence), confidence_dir/f'{mask_path.stem}.png', overwrite=True)
@@ -471,6 +538,7 @@ def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (o
                    scheduler:str|None=None,  # address of a running Dask scheduler (tcp://host:8786) to use instead
                    min_size:int|None=None, # three-class models: drop instances of fewer pixels than this; default: the model's
                    split_depth:float|None=None, # three-class models: cut interior seeds at necks this deep in px (`split_at_necks`; 1 helps crowded nuclei); default 0: no cut
+                   diameter:float|None=None, # models trained at a working object scale: the images' median object diameter in px; default: estimated per image
                   ) -> list:
     "Predict a folder: `out_dir/masks/<stem>.png` (palette PNGs of class indices), confidence maps, `scores.csv`, and `instances/` from a three-class model; return the masks written."
     images = folder_files(images_dir, IMAGE_EXTS, 'image')
@@ -491,7 +559,7 @@ def predict_folder(model:Learner|str|Path,  # trained learner, or a model.pkl (o
     if tta is None: tta = 'all' if predicts_instances(learn) else 'none'   # objects: F1 +0.005-0.01 over 'flips' on DSB2018 (bench)
     args = dict(confidence_dir=confidence_dir if confidence else None, overwrite=overwrite, palette=class_palette(codes),
                 instances_dir=instances_dir, tta=tta, tile=tile, batch_size=batch_size, device=device, half=half, min_size=min_size,
-                split_depth=split_depth)
+                split_depth=split_depth, diameter=diameter)
     if not parallel: results = [_predict_file(learn, i, m, **args) for i, m in with_progress(jobs, progress, 'images')]
     elif jobs: results = _predict_with_dask(model, jobs, workers, scheduler, progress, args)
     else: results = []

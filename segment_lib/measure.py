@@ -257,6 +257,14 @@ def _confidence_for(mask_path:Path, confidence_dir:Path, shape:tuple) -> np.ndar
         raise DatasetError(f"{mask_path}: mask is {shape[0]}x{shape[1]} (HxW) but its confidence map {path} has shape {conf.shape}.")
     return conf
 
+def _predicted_from(masks_dir:Path) -> dict:
+    "stem -> image file, from the `scores.csv` that `predict_folder` writes beside its masks/ (empty when there is none)."
+    scores = masks_dir.parent/'scores.csv'
+    if not scores.is_file(): return {}
+    table = pd.read_csv(scores)
+    if 'source' not in table: return {}
+    return {str(stem): masks_dir.parent/src for stem, src in zip(table['image'], table['source']) if (masks_dir.parent/src).is_file()}
+
 def measure_folder(masks_dir:str|Path,       # folder of masks (binary, instance ids or class indices), or its dataset folder
                    out_csv:str|Path,         # CSV to write: one row per object, with an `image` column
                    pixel_size:float|None=None, # length of one pixel in `unit`; default: each mask's (or its image's) TIFF metadata, else 1 px
@@ -289,6 +297,7 @@ def measure_folder(masks_dir:str|Path,       # folder of masks (binary, instance
         raise DatasetError(f"{masks_dir}: the masks hold {len(read_codes(codes_file))} classes ({codes_file}); pass "
                            "class_index=... (--class-index N) to measure the objects of one class.")
     images = folder_files(images_dir, IMAGE_EXTS, 'image') if images_dir is not None else None
+    sources = _predicted_from(masks_dir) if images is None else {}    # masks written by `predict_folder`: their images
     tables, summaries = [], []
     for path in with_progress(files, progress, 'masks'):
         arr = read_mask_array(path)
@@ -298,7 +307,7 @@ def measure_folder(masks_dir:str|Path,       # folder of masks (binary, instance
         try: labels = _as_labels(arr, name=str(path), min_size=min_size, split=split_touching)
         except ValueError as e: raise DatasetError(str(e)) from None
         image = _image_for(path, images, images_dir, arr.shape) if images is not None else None
-        ps, u, source = _pixel_size_for(path, images.get(path.stem) if images is not None else None, pixel_size, unit)
+        ps, u, source = _pixel_size_for(path, images.get(path.stem) if images is not None else sources.get(path.stem), pixel_size, unit)
         table = measure_objects(labels, ps, u, image=image)
         if confidence_dir is not None:
             conf = _confidence_for(path, confidence_dir, arr.shape)
