@@ -149,8 +149,9 @@ def dataset_notes(summary:DatasetSummary, # what `check_dataset` read
     if summary.mixed_contrast:
         notes.append(Problem('mixed_contrast', f"{where}: the objects are brighter than the background in some images and darker "
                              f"in others ({describe_contrast(summary.contrast)}), as when fluorescence and brightfield images are "
-                             "mixed. A model may then learn one kind only: look at its predictions on the rarer kind, and train "
-                             "with --invert 0.5 (a share of patches shown inverted) or on each kind apart if it misses them.",
+                             "mixed. Training learns both kinds as they come (the plan shows no patch inverted); look at the "
+                             "predictions on the rarer kind, and if it misses them, train with --invert 0.5 (half the patches "
+                             "shown inverted) or on each kind apart.",
                              blocking=False))
     return notes
 
