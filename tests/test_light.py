@@ -34,7 +34,8 @@ def test_version_and_help_defaults():
     assert r.returncode == 0 and r.stdout.startswith('segment-lib ')
     r = run_cli_process('train', '--help')
     text = ' '.join(r.stdout.split())
-    for part in ['--minutes MINUTES time budget, everything included; default: 10 on a CPU, 3 on a GPU', 'batch size (default: 8)', 'number of poolings (default: 4)',
+    for part in ['--minutes MINUTES time budget, everything included; default: 10 on a CPU, 3 on a GPU', "batch size; default: the plan's (8)",
+                 "number of poolings; default: the plan's (4)", "--scale SCALE object scale: 'auto'",
                  'held out for validation (default: 0.2)', '{ce,dice,ce+dice,focal}']:
         assert part in text, part
 
