@@ -5,8 +5,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent/'shared'/'datasets'
 
+# Every test that needs the project's larger real datasets (../shared/datasets, beside the clone, not in the repository),
+# in one place; tests/test_lessons.py checks that this list and the tests agree. Everything else runs on data/ (bundled
+# real nuclei and generated course sets), so a user's clone and GitHub's CI run it.
+SHARED_DATASET_TESTS = {
+    'test_cli.py::test_train_evaluate_isbi_em': 'isbi2012_em',          # 0/255 EM masks through train and evaluate
+    'test_data.py::test_isbi_em_real': 'isbi2012_em',
+    'test_data.py::test_dsb2018_nuclei_shared': 'dsb2018_nuclei',
+    'test_learner.py::test_isbi_em_dataloaders': 'isbi2012_em',
+    'test_measure.py::test_real_em_membranes_0_255': 'isbi2012_em',
+    'test_unet.py::test_real_em_image_full_size': 'isbi2012_em',
+}
+
 def shared_dataset(name):
-    "Path of a real dataset next to the repository, or skip the test when it is absent."
+    "Path of a real dataset next to the repository, or skip the test (with the reason) when it is absent."
     p = SHARED/name
     if not (p/'images').is_dir(): pytest.skip(f'{p} not present (real datasets are optional)')
     return p

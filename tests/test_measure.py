@@ -12,7 +12,7 @@ from segment_lib.data import DatasetError, read_mask_array, save_mask
 from segment_lib.instances import label_objects
 from segment_lib.measure import measure_objects, summarize_objects, measure_folder, plot_size_distribution
 
-SHARED = Path(__file__).resolve().parents[1].parent/'shared'/'datasets'
+from conftest import shared_dataset
 
 
 def _two_disks(shape=(64, 64)):
@@ -165,10 +165,9 @@ def test_real_nuclei_instances(tmp_path):
     assert int(default['count'].sum()) == 1770
 
 
-@pytest.mark.skipif(not (SHARED/'isbi2012_em').is_dir(), reason='needs ../shared/datasets/isbi2012_em, the ISBI 2012 EM masks (not bundled in the repository)')
 def test_real_em_membranes_0_255():
     "ISBI 2012 EM masks are 0/255 (255 = cell interior): measured as a binary mask."
-    mask_path = sorted((SHARED/'isbi2012_em'/'masks').glob('*.png'))[0]
+    mask_path = sorted((shared_dataset('isbi2012_em')/'masks').glob('*.png'))[0]
     raw = read_mask_array(mask_path)
     assert set(np.unique(raw).tolist()) <= {0, 255}
     table = measure_objects(raw, pixel_size=4, unit='nm')

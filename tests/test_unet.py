@@ -10,7 +10,7 @@ from torch import nn
 
 from segment_lib.unet import UNet, count_parameters, unet_shape_table, pad_to_multiple, crop_to
 
-REAL_DATA = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'   # ../shared/datasets from the repo root
+from conftest import shared_dataset
 NUCLEI = Path(__file__).resolve().parents[1] / 'data' / 'nuclei'           # real micrographs bundled in the repository
 
 
@@ -116,10 +116,9 @@ def _first_image(folder):
     return np.asarray(Image.open(path))
 
 
-@pytest.mark.skipif(not (REAL_DATA / 'isbi2012_em').exists(), reason=f"{REAL_DATA / 'isbi2012_em'} not present (real datasets are optional)")
 def test_real_em_image_full_size():
     "A full 512x512 electron-microscopy slice (grey) goes through a small U-Net at full size."
-    folder = REAL_DATA / 'isbi2012_em'
+    folder = shared_dataset('isbi2012_em')
     images = folder / 'images' if (folder / 'images').exists() else folder
     arr = _first_image(images).astype(np.float32) / 255
     x = torch.tensor(arr if arr.ndim == 2 else arr[..., 0])[None, None]

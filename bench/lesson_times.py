@@ -1,0 +1,28 @@
+"""Run every lesson alone, top to bottom, as `nbdev-test` runs it (CPU cells only), and record its wall time in
+bench/lesson_times.json with the machine: the workshop plan on the home page prints these times.
+
+    OMP_NUM_THREADS=2 .venv/bin/python bench/lesson_times.py          # about 15-25 minutes on 2 idle cores
+"""
+import datetime, json, os, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'bench'))
+from train_throughput import cpu_model, usable_cores   # noqa: E402
+
+def main():
+    exe = Path(sys.executable).parent/'nbdev-test'
+    seconds, load = {}, os.getloadavg()[0]
+    for nb in sorted((ROOT/'nbs').glob('[0-9]*.ipynb')):
+        t = time.time()
+        r = subprocess.run([str(exe), str(nb), '--n-workers', '1'], cwd=ROOT, capture_output=True, text=True)
+        seconds[nb.stem] = round(time.time() - t, 1)
+        print(f'{nb.stem}: {seconds[nb.stem]} s {"" if r.returncode == 0 else "FAILED"}', flush=True)
+        if r.returncode: sys.exit(r.stdout[-2000:] + r.stderr[-2000:])
+    rec = dict(date=datetime.date.today().isoformat(), machine=f'{cpu_model()}, {usable_cores()} cores, '
+               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load average before/after {load:.1f}/{os.getloadavg()[0]:.1f}",
+               seconds=seconds)
+    (ROOT/'bench'/'lesson_times.json').write_text(json.dumps(rec, indent=1) + '\n')
+    print(json.dumps(rec, indent=1))
+
+if __name__ == '__main__': main()
