@@ -17,7 +17,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 from fastai.vision.all import (Learner, Metric, CrossEntropyLossFlat, FocalLossFlat, DiceLoss, unet_learner, set_seed,
-                               Normalize, params, AddMaskCodes, TensorBase)
+                               Normalize, params, AddMaskCodes)
 
 from .data import (
     Codes, DatasetError, UserError, atomic_write, dataset_codes, image_size, read_image, read_mask, void_index, with_progress)

@@ -423,6 +423,7 @@ def cell_class_mask(sample:SyntheticSample, # from `make_cells`
 # %% ../nbs/reference/01_synthetic.ipynb #f56ae5fa
 def write_cell_classes(out:str|Path,         # dataset folder to write (created if needed)
                        n:int=40,             # number of images
+                       start:int=0,          # number of the first image: a second folder with start=n holds other images
                        size:int=128,         # image side in pixels
                        seed:int=0,           # dataset seed; image i is `make_cells(size, sample_seed(seed, i))`
                        void_width:int=1,     # void band on each side of a class boundary, in pixels (0: none)
@@ -435,7 +436,7 @@ def write_cell_classes(out:str|Path,         # dataset folder to write (created 
         raise FileExistsError(f"{out/'images'}: already holds files; nothing was written. Pass overwrite=True to replace "
                               "them, or choose an empty folder.")
     codes = CELL_CODES if void_width > 0 else CELL_CODES[:-1]
-    for i in with_progress(range(n), progress, 'images'):
+    for i in with_progress(range(start, start + n), progress, 'images'):
         sample, name = make_cells(size=size, seed=sample_seed(seed, i)), f'cell_classes_{i:03d}.png'
         save_image(sample.image, out/'images'/name, overwrite=overwrite)
         save_mask(cell_class_mask(sample, void_width), out/'masks'/name, overwrite=overwrite)   # plain indices, as CamVid's

@@ -112,3 +112,36 @@ def test_dsb2018_nuclei_shared():
     assert len(s.pairs) == 150 and len(s.image_sizes) == 9
     assert s.image_types == {'uint8 RGBA': 150}
     assert s.mask_encodings == {'instance': 149, 'index': 1}
+
+
+# ---------------------------------------------------------------- the void label
+
+@pytest.mark.parametrize('lines, void', [('background\nobject\n', None), ('background\ncytoplasm\nnucleus\nvoid\n', 3),
+                                         ('Void\nroad\ncar\n', 0), ('sky\nVOID\nroad\n', 1),
+                                         ('background 0 0 0\ncell 255 0 0\nvoid 255 255 255\n', 2)])
+def test_codes_void_parsing(tmp_path, lines, void):
+    "A class named void, in any case and on any line (CamVid has Void at 30 of 32), is `Codes.void`; colour lines too."
+    from segment_lib.data import read_codes, dataset_codes
+    (tmp_path/'codes.txt').write_text(lines)
+    assert read_codes(tmp_path/'codes.txt').void == void == dataset_codes(tmp_path).void
+    assert Codes(['background', 'voids', 'avoid']).void is None          # the whole name, not a part of it
+
+@pytest.mark.parametrize('lines, message', [('background\nvoid\nVoid\n', '2 classes are named void'),
+                                            ('background\nvoid\n', 'found 1 class besides void'),
+                                            ('void\n', 'found 0 class besides void')])
+def test_codes_void_refused(tmp_path, lines, message):
+    from segment_lib.data import read_codes
+    (tmp_path/'codes.txt').write_text(lines)
+    with pytest.raises(DatasetError, match=message) as err: read_codes(tmp_path/'codes.txt')
+    assert str(tmp_path/'codes.txt') in str(err.value)
+
+def test_void_masks_read_and_check(tmp_path):
+    "Masks holding the void value read as that class index, and `check_dataset` counts void pixels like any class."
+    from segment_lib.data import read_codes, save_image
+    mask = np.zeros((32, 32), np.uint8); mask[8:24, 8:24] = 1; mask[7, 8:24] = 2      # a void row along one edge
+    for i in range(2):
+        save_image(np.zeros((32, 32, 3), np.uint8), tmp_path/'images'/f'{i}.png'); save_mask(mask, tmp_path/'masks'/f'{i}.png')
+    (tmp_path/'codes.txt').write_text('background\ncell\nvoid\n')
+    np.testing.assert_array_equal(read_mask(tmp_path/'masks'/'0.png', read_codes(tmp_path/'codes.txt')), mask)
+    summary = check_dataset(tmp_path)
+    assert summary.codes.void == 2 and summary.class_pixels.tolist() == [2 * (32 * 32 - 256 - 16), 2 * 256, 2 * 16]

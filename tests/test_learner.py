@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from fastai.vision.all import set_seed
 import pytest
-from segment_lib.data import DatasetError, find_pairs, read_image
+from segment_lib.data import DatasetError, find_pairs, read_image, read_mask
 from segment_lib.patches import segmentation_dls
 from segment_lib.budget import export_learner
 from segment_lib.learner import seg_learner
@@ -292,3 +292,99 @@ def test_instance_training_refuses_masks_without_objects(tmp_path):
         save_image(np.full((32, 32), 9 * i, np.uint8), tmp_path/'d'/'images'/f'{i}.png')
         save_mask(np.zeros((32, 32), np.uint8), tmp_path/'d'/'masks'/f'{i}.png')
     with pytest.raises(DatasetError, match='no objects found'): train(tmp_path/'d', tmp_path/'m', instances=True, steps=1)
+
+
+# ---------------------------------------------------------------- the void label
+
+VOID_CODES = ['background', 'cytoplasm', 'nucleus', 'void']
+
+@pytest.mark.parametrize('name, border', [('ce', 1.), ('ce', 5.), ('dice', 1.), ('ce+dice', 1.), ('ce+dice', 5.), ('focal', 1.)])
+def test_losses_send_no_gradient_to_void_pixels(name, border):
+    import torch
+    from segment_lib.learner import seg_loss
+    torch.manual_seed(0)
+    targ = torch.randint(0, 3, (2, 16, 16)); targ[:, 5:8] = 3; targ[:, :, 12] = 3
+    void = targ == 3
+    x = torch.randn(2, 4, 16, 16, requires_grad=True)
+    seg_loss(name, border_weight=border, void=3, class_weights=[1., 2., 3., 1.] if name != 'dice' else None)(x, targ).backward()
+    assert x.grad.permute(0, 2, 3, 1)[void].abs().max() == 0 and x.grad.permute(0, 2, 3, 1)[~void].abs().max() > 0
+
+def test_seg_metrics_ignore_void():
+    import torch, torch.nn.functional as F
+    from segment_lib.learner import seg_metrics
+    class FakeLearn: pass
+    fl = FakeLearn()
+    targ = torch.randint(0, 4, (2, 8, 8)); pred = torch.where(targ == 3, torch.randint(0, 3, targ.shape), targ)
+    fl.y, fl.pred = targ, F.one_hot(pred, 4).permute(0, 3, 1, 2).float()
+    metrics = seg_metrics(VOID_CODES)
+    assert [m.name for m in metrics] == ['dice_cytoplasm', 'dice_nucleus', 'iou_cytoplasm', 'iou_nucleus', 'dice_mean', 'iou_mean']
+    for m in metrics: m.reset(); m.accumulate(fl); assert m.value == 1.0, m.name
+
+def test_old_losses_and_metrics_without_void_still_work():
+    "A CombinedLoss or SegMetric pickled before the void label has no `void` attribute; it must work as before."
+    import torch
+    from segment_lib.learner import CombinedLoss, SegMetric
+    loss, metric = CombinedLoss(border_weight=3.), SegMetric('dice', None, 2)
+    for o in (loss, metric): del o.__dict__['void']
+    old_loss, old_metric = pickle.loads(pickle.dumps(loss)), pickle.loads(pickle.dumps(metric))
+    x, t = torch.randn(1, 2, 8, 8), torch.randint(0, 2, (1, 8, 8))
+    assert torch.isclose(old_loss(x, t), CombinedLoss(border_weight=3.)(x, t))
+    class FakeLearn: pass
+    fl = FakeLearn(); fl.y, fl.pred = t, x
+    old_metric.reset(); old_metric.accumulate(fl)
+    new = SegMetric('dice', None, 2); new.reset(); new.accumulate(fl)
+    assert old_metric.value == new.value
+
+def _void_folder(folder, n=6, size=64, start=0):
+    from segment_lib.synthetic import write_cell_classes
+    return write_cell_classes(folder, n=n, size=size, start=start, progress=False)
+
+@pytest.mark.parametrize('arch', ['unet', 'resnet18'])
+def test_seg_learner_mutes_the_void_output(tmp_path, arch):
+    "The model has one output per class, void included, and void gets probability 0: never predicted, nothing to train."
+    import torch
+    from segment_lib.learner import VOID_LOGIT
+    folder = _void_folder(tmp_path/'cc')
+    set_seed(0)
+    learn = seg_learner(segmentation_dls(folder, bs=2, valid_pct=0.34, seed=0), arch, base_width=4, depth=2, pretrained=False)
+    assert learn.model_info.codes.names == VOID_CODES
+    probs = predict_probs(learn, read_image(find_pairs(folder)[0][0]))
+    assert probs.shape[0] == 4 and probs[3].max() == 0 and np.allclose(probs[:3].sum(0), 1, atol=1e-5)
+    learn.fit(1, 1e-3)                                                  # weight decay and all: still off
+    xb, _ = learn.dls.one_batch()
+    with torch.no_grad(): out = learn.model.eval()(xb)
+    assert torch.allclose(out[:, 3], torch.full_like(out[:, 3], VOID_LOGIT), rtol=1e-3)
+
+def test_evaluate_and_whole_image_scores_ignore_void(tmp_path):
+    "Truth that agrees with the model's own predictions except on void pixels scores 1.0 in `evaluate` and in validation."
+    from segment_lib.budget import whole_image_scores
+    from segment_lib.learner import calibrate, evaluate
+    from segment_lib.data import read_codes
+    folder = _void_folder(tmp_path/'cc', n=4)
+    codes = read_codes(folder/'codes.txt')
+    set_seed(0)
+    learn = seg_learner(segmentation_dls(folder, bs=2, valid_pct=0.5, seed=0), 'unet', base_width=4, depth=2)
+    rng = np.random.default_rng(0)
+    for img, msk in find_pairs(folder):                                  # the truth: the model's answer, some pixels void
+        pred = predict_probs(learn, read_image(img)).argmax(0).astype(np.uint8)
+        save_mask(np.where(rng.random(pred.shape) < 0.3, 3, pred).astype(np.uint8), msk, overwrite=True)
+    res = evaluate(learn, folder, progress=False, confusion=True)
+    assert res['pixel_accuracy'] == 1.0 and 'void' not in res['per_class']
+    assert all(v['dice'] in (1.0, None) for v in res['per_class'].values())
+    assert np.array(res['confusion'])[:, 3].sum() == 0 and np.array(res['confusion'])[3].sum() > 0
+    assert whole_image_scores(learn, find_pairs(folder), codes)['accuracy'] == 1.0
+    known = sum(int((read_mask(m, codes) != 3).sum()) for _, m in find_pairs(folder))
+    assert calibrate(learn, find_pairs(folder), codes)['pixels'] == known    # void pixels calibrate nothing
+
+def test_void_weights_and_refusals(tmp_path):
+    from segment_lib.learner import class_weights_for, refuse_untrainable
+    from segment_lib.check import check_dataset
+    w = class_weights_for('balanced', [800, 150, 30, 20], void=3)
+    assert w[3] == 1.0 and w[2] > w[1] > w[0] and np.isclose(np.mean(w[:3]), 1)
+    assert class_weights_for('balanced', [800, 150, 30, 20], void=3)[:3] == class_weights_for('balanced', [800, 150, 30, 5000], void=3)[:3]
+    from segment_lib.data import read_codes
+    folder = _void_folder(tmp_path/'cc', n=4)
+    for _, m in find_pairs(folder):                                      # only background and void left: nothing to learn
+        mask = read_mask(m, read_codes(folder/'codes.txt'))
+        save_mask(np.where(mask == 3, 3, 0).astype(np.uint8), m, overwrite=True)
+    with pytest.raises(DatasetError, match='every mask is background only'): refuse_untrainable(check_dataset(folder), 0.5)

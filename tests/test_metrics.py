@@ -360,3 +360,57 @@ def test_score_command_imports_no_torch(tmp_path):
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().endswith('light')
+
+
+# ---------------------------------------------------------------- void: not scored
+
+VOID_NAMES = ['background', 'cytoplasm', 'nucleus', 'void']
+
+def _three_class_truth(seed=0):
+    from segment_lib.synthetic import cell_class_mask, make_cells
+    return cell_class_mask(make_cells(seed=seed))
+
+def test_a_prediction_wrong_only_on_void_scores_perfectly():
+    truth = _three_class_truth()
+    rng = np.random.default_rng(0)
+    pred = np.where(truth == 3, rng.integers(0, 3, truth.shape), truth)      # anything at all where the truth is void
+    s = pixel_scores(confusion_matrix(pred, truth, 4), VOID_NAMES)
+    assert s['pixel_accuracy'] == 1.0 and list(s['per_class']) == VOID_NAMES[:3]
+    assert all(v[k] == 1.0 for v in s['per_class'].values() for k in ('dice', 'iou', 'precision', 'recall'))
+    assert s['micro']['dice'] == s['macro']['dice'] == 1.0
+    summary = pixel_summary([confusion_matrix(pred, truth, 4)] * 2, VOID_NAMES)
+    assert summary['image_mean']['dice'] == 1.0 and 'void' not in summary['per_class']
+
+def test_void_predicted_on_a_known_pixel_is_a_miss():
+    truth = np.array([[0, 1, 1, 2]]); pred = np.array([[0, 3, 1, 2]])
+    s = pixel_scores(confusion_matrix(pred, truth, 4), VOID_NAMES)
+    assert s['pixel_accuracy'] == 0.75 and s['per_class']['cytoplasm']['recall'] == 0.5
+    assert s['per_class']['cytoplasm']['precision'] == 1.0                  # the miss is no false positive of another class
+
+def test_no_void_class_changes_nothing():
+    truth, pred = _three_class_truth(), np.roll(_three_class_truth(), 2, axis=1)
+    names = ['background', 'cytoplasm', 'nucleus', 'edge']               # the same values, but class 3 is a real class
+    s = pixel_scores(confusion_matrix(pred, truth, 4), names)
+    assert 'edge' in s['per_class'] and s['pixel_accuracy'] == (pred == truth).mean()
+
+def test_show_confusion_drops_the_void_row(tmp_path):
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from segment_lib.metrics import show_confusion
+    cm = np.array([[5, 1, 0, 0], [1, 5, 0, 0], [0, 0, 3, 0], [2, 2, 2, 0]])
+    ax = show_confusion(cm, VOID_NAMES)
+    assert [t.get_text() for t in ax.get_yticklabels()] == VOID_NAMES[:3] and len(ax.get_xticklabels()) == 3
+    assert [t.get_text() for t in ax.texts][:3] == ['0.83', '0.17', '0.00']   # rows normalised over the known classes
+    plt.close('all')
+
+def test_score_folders_with_void(tmp_path):
+    "A folder of void-labelled truth scored against predictions that differ only on void: perfect, pixels and objects."
+    from segment_lib.metrics import fill_void
+    for i in range(3):
+        truth = _three_class_truth(i)
+        save_mask(truth, tmp_path/'truth'/'masks'/f'{i}.png')
+        save_mask(fill_void(truth, 3), tmp_path/'pred'/'masks'/f'{i}.png')
+    for d in ('truth', 'pred'): (tmp_path/d/'codes.txt').write_text('\n'.join(VOID_NAMES) + '\n')
+    res = score_folders(tmp_path/'pred', tmp_path/'truth', progress=False)
+    assert res['pixel']['pixel_accuracy'] == 1.0 and res['objects']['f1'] == 1.0 and res['objects']['mean_matched_iou'] == 1.0
+    assert res['pixel']['classes'] == VOID_NAMES and 'void' not in res['pixel']['per_class']

@@ -140,3 +140,52 @@ def test_readme_states_the_recipe():
     text = (DATA / 'README.md').read_text()
     assert "build_course_data('data', overwrite=True)" in text
     for kind in KINDS: assert f'data/{kind}' in text
+
+
+# ---------------------------------------------------------------- cells as three classes, with void
+
+@pytest.mark.parametrize('seed', range(6))
+def test_cell_classes_are_consistent_with_instances(seed):
+    "`make_cells(...).classes`: cytoplasm and nucleus fill exactly the cells, every nucleus lies inside one cell, and it is painted dark."
+    s = make_cells(seed=seed)
+    assert s.classes.dtype == np.uint8 and set(np.unique(s.classes).tolist()) <= {0, 1, 2}
+    assert np.array_equal(s.classes > 0, s.instances > 0) and np.array_equal(s.classes > 0, s.mask > 0)
+    nucleus = s.classes == 2
+    ids_with_nucleus = np.unique(s.instances[nucleus])
+    assert 0 not in ids_with_nucleus and len(ids_with_nucleus) >= 0.7 * s.instances.max()   # cells cut by the frame may lose theirs
+    grey = s.image.astype(float).mean(-1)
+    assert grey[nucleus].mean() < grey[s.classes == 1].mean() - 30 < grey[s.classes == 0].mean() - 60
+    other = [make_crystals(seed=seed), make_cracks(seed=seed)]
+    assert all(o.classes is None for o in other)                              # only the cells draw parts of objects
+
+def test_void_band_and_cell_class_mask():
+    from segment_lib.synthetic import CELL_CODES, cell_class_mask, void_band
+    s = make_cells(seed=3)
+    band = void_band(s.classes)
+    mask = cell_class_mask(s)
+    assert CELL_CODES == ('background', 'cytoplasm', 'nucleus', 'void')
+    assert np.array_equal(mask == 3, band) and np.array_equal(mask[~band], s.classes[~band])
+    from scipy import ndimage as ndi
+    boundary = ndi.maximum_filter(s.classes, footprint=ndi.generate_binary_structure(2, 1)) != \
+               ndi.minimum_filter(s.classes, footprint=ndi.generate_binary_structure(2, 1))
+    assert np.array_equal(band, boundary)          # width 1: the pixels with a 4-neighbour of another class, both sides
+    assert void_band(s.classes, 2).sum() > band.sum() and not void_band(s.classes, 0).any()
+    assert np.array_equal(cell_class_mask(s, 0), s.classes)
+    same_class_borders = (s.instances > 0) & (ndi.grey_dilation(s.instances, size=3) != ndi.grey_erosion(s.instances, size=3))
+    assert (same_class_borders & ~band).any()                                 # where two cells touch, no void
+
+def test_write_cell_classes(tmp_path):
+    from segment_lib.data import read_codes, read_mask
+    from segment_lib.synthetic import cell_class_mask, write_cell_classes
+    out = write_cell_classes(tmp_path/'cc', n=3, start=5, seed=2, progress=False)
+    names = sorted(p.name for p in (out/'masks').iterdir())
+    assert names == ['cell_classes_005.png', 'cell_classes_006.png', 'cell_classes_007.png']
+    codes = read_codes(out/'codes.txt')
+    assert codes.names == ['background', 'cytoplasm', 'nucleus', 'void'] and codes.void == 3
+    s = make_cells(seed=sample_seed(2, 6))
+    assert np.array_equal(read_image(out/'images'/names[1]), s.image)
+    assert np.array_equal(read_mask(out/'masks'/names[1], codes), cell_class_mask(s))
+    assert read_mask_array(out/'masks'/names[1]).dtype == np.uint8        # plain indices, as fastai's MaskBlock reads them
+    from PIL import Image
+    assert Image.open(out/'masks'/names[1]).mode == 'L'
+    with pytest.raises(FileExistsError, match='overwrite=True'): write_cell_classes(out, n=1, progress=False)
