@@ -94,7 +94,7 @@ def main(argv=None):
     cli('score', pred, test_dir, '--out', pred/'scores.json')
     s = json.loads((pred/'scores.json').read_text())
     out = dict(seed=a.seed, how=a.how, object_f1=round(s['objects']['f1'], 4), precision=round(s['objects']['precision'], 4),
-               recall=round(s['objects']['recall'], 4), pixel_dice=s['pixel'].get('foreground_dice', s['pixel'].get('dice')),
+               recall=round(s['objects']['recall'], 4), pixel_dice=round(s['pixel']['micro']['dice'], 4),
                **per_image(pred, test_dir), steps=rep['plan'].get('steps_done'), train_seconds=rep['seconds'],
                predict_seconds=round(t_pred), plan=rep.get('training_plan', {}).get('why'))
     print(json.dumps(out, indent=1))

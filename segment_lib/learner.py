@@ -421,8 +421,8 @@ def three_class_dataset(data_dir:str|Path, # dataset with instance masks: DATA/i
     res = convert_masks(src, 'three-class', out, overwrite=True, images=data_dir/'images', boundary_width=boundary_width,
                        kind='instances' if src.name == 'instances' else 'auto', progress=False)
     if not res['objects']: raise DatasetError(f"{src}: no objects found in the instance masks; instance training needs them.")
-    if show_progress: print(f"three-class masks made from {res['masks']} instance masks in {src} ({res['objects']} objects, "
-                            f"{res['touching_objects']} touching another) into {out}", flush=True)
+    if show_progress: print(f"three-class masks made from {res['masks']} instance masks ({res['objects']} objects, "
+                            f"{res['touching_objects']} touching another) into {Path(out).name}/", flush=True)
     return Path(out), instance_size_limits((res['object_area_px'] or {}).get('p1'))
 
 # %% ../nbs/reference/07_learner.ipynb #a0e32454
@@ -495,7 +495,9 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
     bs, patch, invert, depth, base_width = (training_plan.bs, None if size else training_plan.patch, training_plan.invert,
                                             training_plan.depth, training_plan.base_width)
     if show_progress: print('\n'.join(fingerprint.describe() + training_plan.describe()), flush=True)
-    if training_plan.scales: data_dir = working_dataset(data_dir, out/'working-scale', training_plan.scales, show_progress)
+    if training_plan.scales:
+        data_dir = working_dataset(data_dir, out/'working-scale', training_plan.scales)
+        if show_progress: print(f"{len(training_plan.scales)} images rescaled into working-scale/", flush=True)
     if instances: data_dir, limits = three_class_dataset(data_dir, out/'three-class', show_progress, boundary_width)
     summary = check_dataset(data_dir)
     refuse_untrainable(summary, valid_pct)
