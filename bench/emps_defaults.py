@@ -70,6 +70,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if not (EMPS/'images').is_dir(): sys.exit(f'{EMPS} not present')
     work = Path(a.work); train_dir, test_dir = split_into(work)
+    load_before = os.getloadavg()[0]
     model = Path(a.model) if a.model else work/f'model_seed{a.seed}'
     t_train = None
     if not a.model:
@@ -97,10 +98,12 @@ def main(argv=None):
                recall=round(s['objects']['recall'], 4), pixel_dice=round(s['pixel']['micro']['dice'], 4),
                **per_image(pred, test_dir), steps=rep['plan'].get('steps_done'), train_seconds=rep['seconds'],
                predict_seconds=round(t_pred), plan=rep.get('training_plan', {}).get('why'))
+    out['load_average'] = f'{load_before:.1f}/{os.getloadavg()[0]:.1f}'
     print(json.dumps(out, indent=1))
+    (work/f'result_{model.name}_{a.how}.json').write_text(json.dumps(out, indent=1))
     if a.record:
         entry = (f"\n## {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: EMPS nanoparticles, `bench/emps_defaults.py`\n\n"
-                 f"- machine: {cpu_model()}, {usable_cores()} usable cores; CPU only; load average before/after: {a.note}\n"
+                 f"- machine: {cpu_model()}, {usable_cores()} usable cores; CPU only; load average before/after {out['load_average']}{'; ' + a.note if a.note else ''}\n"
                  f"- split: 366 images sorted by name, first 293 to train (train holds 20% out for validation), last 73 to test\n"
                  f"- command: `train TRAIN --out MODEL --instances --seed {a.seed} {a.train_args}`, then predict ({a.how} scale) and score\n"
                  f"- steps: {out['steps']} in {out['train_seconds']} s; prediction of 73 images {out['predict_seconds']} s\n"
