@@ -2,6 +2,8 @@
 bench/lesson_times.json with the machine: the workshop plan on the home page prints these times.
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/lesson_times.py          # about 15-25 minutes on 2 idle cores
+    OMP_NUM_THREADS=2 .venv/bin/python bench/lesson_times.py --save   # and keep each run's outputs in the lesson
+                                                                        # (then `nbdev-clean`)
 """
 import datetime, json, os, subprocess, sys, time
 from pathlib import Path
@@ -10,12 +12,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'bench'))
 from train_throughput import cpu_model, usable_cores   # noqa: E402
 
-def main():
+def main(save=False):
     exe = Path(sys.executable).parent/'nbdev-test'
     seconds, load = {}, os.getloadavg()[0]
     for nb in sorted((ROOT/'nbs').glob('[0-9]*.ipynb')):
         t = time.time()
-        r = subprocess.run([str(exe), str(nb), '--n-workers', '1'], cwd=ROOT, capture_output=True, text=True)
+        r = subprocess.run([str(exe), str(nb), '--n-workers', '1', *(['--save'] if save else [])], cwd=ROOT, capture_output=True, text=True)
         seconds[nb.stem] = round(time.time() - t, 1)
         print(f'{nb.stem}: {seconds[nb.stem]} s {"" if r.returncode == 0 else "FAILED"}', flush=True)
         if r.returncode: sys.exit(r.stdout[-2000:] + r.stderr[-2000:])
@@ -25,4 +27,4 @@ def main():
     (ROOT/'bench'/'lesson_times.json').write_text(json.dumps(rec, indent=1) + '\n')
     print(json.dumps(rec, indent=1))
 
-if __name__ == '__main__': main()
+if __name__ == '__main__': main(save='--save' in sys.argv[1:])
