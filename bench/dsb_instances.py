@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/'bench'))
 from train_throughput import cpu_model, usable_cores
 from em_defaults import run
+from emps_defaults import per_image as per_image_errors
 
 
 def split(data: Path, work: Path, n_train: int = 120) -> tuple:
@@ -94,6 +95,10 @@ def main(argv=None):
               f"{st['depth']}; torch threads {report['machine']['cpu_threads']}; {report['plan'].get('steps_done')} steps done",
               "- most true objects missed (three-class): " + '; '.join(
                   f"{r['name'][:8]} ({r['objects']['true']} true, {r['objects']['tp']} found, {r['objects']['merges']} merges)" for r in worst)]
+    err = per_image_errors(work/'pred', test_dir)
+    lines += [f"- per test image (three-class): median |diameter error| {err['median_diameter_error']:.1%} ({err['images_within_10pct']:.0%} "
+              f"of images within 10%), median |count error| {err['median_count_error']:.1%}",
+              f"- training plan: {report.get('training_plan', {}).get('why', {}).get('scale', 'none recorded')}"]
     lines += ["", f"- command: `bench/dsb_instances.py {' '.join(argv if argv is not None else sys.argv[1:])}`"]
     text = '\n'.join(lines) + '\n'
     print(text)

@@ -47,7 +47,7 @@ def per_image(pred_dir:Path, test:Path) -> dict:
     "Median over test images of |predicted median diameter / true - 1| and of |predicted count / true count - 1|."
     from segment_lib.data import read_mask_array
     derr, cerr = [], []
-    for m in sorted((test/'masks').glob('*.png')):
+    for m in sorted(p for p in (test/'masks').iterdir() if not p.name.startswith('.')):
         truth = read_mask_array(m)
         found = list((pred_dir/'instances').glob(f'{m.stem}.*'))
         pred = read_mask_array(found[0]) if found else np.zeros_like(truth)

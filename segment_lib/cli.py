@@ -83,7 +83,8 @@ def _show_round(res, args):
     print(f"round written to {res['round']}: the {res['images']} least confident of {res['candidates']} new images "
           f"({res['pool_images'] - res['candidates']} of the pool are already in {args['data']}, left out)")
     for q in res['queue']: print(f"  {q['image']}  {res['score']} {q[res['score']]:.3f}")
-    print(f"next: correct the masks in {Path(res['round'])/'masks'} (keep the names, save as PNG or TIFF), then\n"
+    print(f"next: correct the masks in {Path(res['round'])/'masks'} (keep the names, save as PNG or TIFF"
+          f"{'; each object its own id, 16-bit' if res.get('masks') == 'instances' else ''}), then\n"
           f"  segment-lib accept {res['round']} {args['data']}")
 def _show_accept(res, args):
     if res['already']: print(f"round {res['round']} was already accepted into {res['data']}; nothing changed"); return

@@ -53,11 +53,13 @@ def round_images(round_dir:str|Path, # a round folder written by `make_round` (`
     return [RoundImage(s, images[s][0], masks[s][0]) for s in order]
 
 # %% ../nbs/reference/14c_correct.ipynb #d710b401
-def read_labels(path:str|Path, # a mask of the round
-                codes:Codes,   # the round's classes (ROUND/codes.txt)
+def read_labels(path:str|Path,    # a mask of the round
+                codes:Codes,      # the round's classes (ROUND/codes.txt)
+                instances:bool=False, # a round of objects (`make_round` of a three-class model): instance ids, kept as ids
                ) -> tuple:
-    "(class indices, uint8 HxW; the file's encoding): what a Labels layer edits, and how to write it back."
+    "(class indices, uint8 HxW, or object ids, int32, of an instance round; the file's encoding): what a Labels layer edits, and how to write it back."
     path = Path(path)
+    if instances: return read_mask_array(path).astype(np.int32), 'instance'
     return decode_mask(read_mask_array(path), codes, name=str(path), palette=is_palette(path))
 
 def _stored(labels:np.ndarray, path:Path, encoding:str, codes:Codes) -> dict:
@@ -71,16 +73,24 @@ def _stored(labels:np.ndarray, path:Path, encoding:str, codes:Codes) -> dict:
     wide = read_mask_array(path).dtype.itemsize >= 2             # 'index' or 'instance': keep the file's bit depth
     return dict(mask=labels.astype(np.uint16 if wide else np.uint8))
 
-def write_labels(labels:np.ndarray, # HxW class indices, as edited
+def write_labels(labels:np.ndarray, # HxW class indices (object ids in an instance round), as edited
                  path:str|Path,     # the mask file to replace (in ROUND/masks)
                  codes:Codes,       # the round's classes
+                 instances:bool=False, # a round of objects: any id is an object, written as a 16-bit instance mask
                 ) -> bool:
     "Replace a mask atomically with edited labels, in the file's own encoding; False (nothing written) when unchanged."
     path, labels = Path(path), np.asarray(labels)
-    old, encoding = read_labels(path, codes)
+    old, encoding = read_labels(path, codes, instances)
     if labels.shape != old.shape:
         raise UserError(f"{path.name}: the edited labels are {labels.shape[0]}x{labels.shape[1]} but the mask is "
                         f"{old.shape[0]}x{old.shape[1]}; nothing was saved for this image.")
+    if instances:                                               # napari's new label: the next free id, a new object
+        if labels.dtype.kind not in 'iub' or (labels.size and (labels.min() < 0 or labels.max() >= 2**16)):
+            raise UserError(f"{path.name}: object ids must be whole numbers from 0 (background) to 65535; nothing was "
+                            "saved for this image.")
+        if np.array_equal(labels, old): return False
+        save_mask(labels.astype(np.uint16), path, overwrite=True, instances=True)
+        return True
     if labels.dtype.kind not in 'iub' or (labels.size and (labels.min() < 0 or labels.max() >= len(codes))):
         bad = sorted(set(np.unique(labels).tolist()) - set(range(len(codes))))
         raise UserError(f"{path.name}: label {', '.join(map(str, bad[:5]))} painted, but the round's classes are "
@@ -99,6 +109,7 @@ class RoundEdits:
     def __init__(self, round_dir:str|Path): # a round folder written by `make_round`
         self.round_dir, self.items = Path(round_dir), round_images(round_dir)
         self.codes = dataset_codes(self.round_dir)             # ROUND/codes.txt: the model's classes
+        self.instances = read_round(self.round_dir).get('masks') == 'instances'   # objects to correct, not classes
         self.by_stem = {i.stem: i for i in self.items}
         self.labels, self.saved = {}, set()                     # stem -> labels being edited; stems written so far
 
@@ -112,7 +123,7 @@ class RoundEdits:
 
     def edit(self, stem:str) -> np.ndarray:
         "The labels of `stem` to edit: read from its mask the first time, the same array afterwards."
-        if stem not in self.labels: self.labels[stem] = read_labels(self.by_stem[stem].mask, self.codes)[0]
+        if stem not in self.labels: self.labels[stem] = read_labels(self.by_stem[stem].mask, self.codes, self.instances)[0]
         return self.labels[stem]
 
     def keep(self, stem:str, labels:np.ndarray):
@@ -124,7 +135,7 @@ class RoundEdits:
         written, errors = [], []
         for stem, labels in self.labels.items():
             try:
-                if write_labels(labels, self.by_stem[stem].mask, self.codes): written.append(stem)
+                if write_labels(labels, self.by_stem[stem].mask, self.codes, self.instances): written.append(stem)
             except UserError as e: errors.append(str(e))
         self.saved.update(written)
         if errors: raise UserError(f"{self.round_dir/'masks'}: {len(errors)} mask(s) not saved" +

@@ -139,6 +139,8 @@ def make_round(model:str|Path,         # model.pkl written by `train`, or the fo
                progress:bool=False,    # a line per tenth of the images in a log, a bar in a terminal
               ) -> dict:
     "Put the `n` least-confident images of `pool` not yet in `data` in a round folder, with the model's masks to correct."
+    # A three-class model's round holds objects (instance ids, 16-bit PNG), as an instance dataset does: a person corrects
+    # objects, not the interior and boundary classes the model learnt.
     out, data, model_file = Path(out), Path(data), _model_file(model)
     _refuse_round_folder(out)
     if n < 1: raise UserError(f"n={n}: a round needs at least one image.")
@@ -149,10 +151,10 @@ def make_round(model:str|Path,         # model.pkl written by `train`, or the fo
     if not todo:
         raise UserError(f"{dataset_folder(pool)}: all {len(files)} images are already in {data}; there is nothing left to "
                         "annotate in this pool.")
-    from segment_lib.inference import load_model, predict_image, confidence_to_uint8   # torch: only when a model runs
+    from segment_lib.inference import load_model, predict_image, predicts_instances, confidence_to_uint8   # torch: only when a model runs
     learn = load_model(model_file)
-    codes = learn.model_info.codes
-    if (data/'codes.txt').is_file() and list(dataset_codes(data).names) != list(codes.names):
+    codes, instances = learn.model_info.codes, predicts_instances(learn)
+    if not instances and (data/'codes.txt').is_file() and list(dataset_codes(data).names) != list(codes.names):
         raise DatasetError(f"{data}: its classes ({', '.join(dataset_codes(data).names)}) are not the model's "
                            f"({', '.join(codes.names)}); use a model trained on this dataset.")
     table = score_images(learn, todo, score, tta, progress).head(n)
@@ -165,14 +167,17 @@ def make_round(model:str|Path,         # model.pkl written by `train`, or the fo
             src = todo[r.image]
             copy_image(src, stage/'images'/src.name)
             pred = predict_image(learn, src, keep_probs=False, tta=tta)
-            mask = save_mask(pred.mask, stage/'masks'/f'{r.image}.png', palette=class_palette(codes))
+            if instances: mask = save_mask(pred.instances, stage/'masks'/f'{r.image}.png', instances=True)
+            else: mask = save_mask(pred.mask, stage/'masks'/f'{r.image}.png', palette=class_palette(codes))
             save_image(confidence_to_uint8(pred.confidence), stage/'confidence'/f'{r.image}.png')
             entries.append(dict(image=r.image, file=src.name, start_mask_sha256=file_sha256(mask),
                                 **{k: round(float(getattr(r, k)), 4) for k in SCORES}))
-        write_codes(codes, stage/'codes.txt')
+        if not instances: write_codes(codes, stage/'codes.txt')
+        elif (data/'codes.txt').is_file(): shutil.copyfile(data/'codes.txt', stage/'codes.txt')   # DATA's classes, as they are
         record = dict(format=1, id=uuid.uuid4().hex, created=datetime.now(timezone.utc).isoformat(timespec='seconds'),
                       model=_model_record(model_file), pool=str(dataset_folder(pool).resolve()), data=str(data.resolve()),
-                      score=score, tta=tta, pool_images=len(files), candidates=len(todo), images=entries)
+                      score=score, tta=tta, pool_images=len(files), candidates=len(todo),
+                      masks='instances' if instances else 'classes', images=entries)
         _write_json(stage/ROUND_FILE, record)
         _refuse_round_folder(out)                            # still free? (another run may have taken it meanwhile)
         if out.is_dir(): out.rmdir()                         # an empty folder: the rename takes its place
@@ -181,7 +186,7 @@ def make_round(model:str|Path,         # model.pkl written by `train`, or the fo
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return dict(round=str(out), id=record['id'], images=len(entries), candidates=len(todo), pool_images=len(files),
-                score=score, queue=[{k: e[k] for k in ('image', score)} for e in entries])
+                score=score, masks=record['masks'], queue=[{k: e[k] for k in ('image', score)} for e in entries])
 
 def read_round(round_dir:str|Path, # a round folder written by `make_round`
               ) -> dict:

@@ -228,3 +228,25 @@ def test_napari_correct_round_saves_on_close(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, 'platform', 'linux')                       # a Linux machine without a display
     with pytest.raises(UserError, match='no display to open napari on'): correct_round(r)
     assert len(opened) == 2                                             # no window was opened for it
+
+def test_napari_headless_instance_round_new_object(tmp_path):
+    "A round of objects (a three-class model's): the Labels layer holds ids; napari's new label draws a new object."
+    napari = _napari()
+    from napari.components import ViewerModel
+    out = tmp_path/'round'
+    f = sorted((CELLS/'images').iterdir())[0]
+    copy_image(f, out/'images'/f.name)
+    ids = read_mask_array(CELLS/'instances'/f.name).astype(np.int32)
+    start = ids.copy(); start[ids == 1] = 0                             # the model missed cell 1
+    save_mask(start, out/'masks'/f.name, instances=True)
+    (out/'round.json').write_text(json.dumps(dict(format=1, id=uuid.uuid4().hex, masks='instances', images=[dict(image=f.stem)])))
+    view = open_round(out, viewer=ViewerModel())
+    layer = view.labels_layer
+    assert (layer.data == start).all() and layer.data.max() == start.max()          # ids, not classes
+    new = int(layer.data.max()) + 1
+    layer.brush_size = 1
+    for y, x in np.argwhere(ids == 1): layer.paint((y, x), new)        # napari's brush: the missed cell, a new object
+    press(view.viewer, 'Shift-S')
+    back = read_mask_array(out/'masks'/f.name)
+    assert back.dtype == np.uint16 and (back == new).sum() == (ids == 1).sum()
+    assert len(np.unique(back)) == len(np.unique(ids))                # every object, each its own id
