@@ -1,9 +1,12 @@
 """Run every lesson alone, top to bottom, as `nbdev-test` runs it (CPU cells only), and record its wall time in
 bench/lesson_times.json with the machine: the workshop plan on the home page prints these times.
 
-    OMP_NUM_THREADS=2 .venv/bin/python bench/lesson_times.py          # about 15-25 minutes on 2 idle cores
-    OMP_NUM_THREADS=2 .venv/bin/python bench/lesson_times.py --save   # and keep each run's outputs in the lesson
+    OMP_NUM_THREADS=1 .venv/bin/python bench/lesson_times.py          # about 15-25 minutes on an idle machine
+    OMP_NUM_THREADS=1 .venv/bin/python bench/lesson_times.py --save   # and keep each run's outputs in the lesson
                                                                         # (then `nbdev-clean`)
+
+One thread, as `make test` runs each notebook: the saved outputs are then the very numbers CI computes (a different
+thread count changes the last digits of training, and so the figures a lesson's prose quotes).
 """
 import datetime, json, os, subprocess, sys, time
 from pathlib import Path
