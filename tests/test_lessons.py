@@ -91,3 +91,12 @@ def test_shared_data_uses_are_listed():
     for nb in sorted((ROOT/'nbs').rglob('*.ipynb')):                  # notebooks: none reads it
         assert 'shared/datasets' not in ''.join(''.join(c['source']) for c in json.loads(nb.read_text())['cells']
                                                 if c['cell_type'] == 'code'), nb.name
+
+def test_half_day_track_fits_half_a_day():
+    "The home page's half-day track: lessons that exist, in course order, whose sittings add up to half a day at most."
+    import sys; sys.path.insert(0, str(ROOT/'tools'))
+    from docs.workshop import HALF_DAY, HALF_DAY_MINUTES, lessons
+    minutes = {stem: m for stem, _, m in lessons()}
+    assert set(HALF_DAY) <= set(minutes) and list(HALF_DAY) == [s for s in minutes if s in HALF_DAY]
+    assert all(minutes[s] for s in HALF_DAY), 'every lesson of the track states its sitting'
+    assert sum(minutes[s] for s in HALF_DAY) <= HALF_DAY_MINUTES

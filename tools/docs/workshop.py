@@ -10,12 +10,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TIMES = ROOT/'bench'/'lesson_times.json'
 
-# What each lesson needs beyond a CPU, and whether a half-day workshop (about 3.5 hours of lessons) keeps it: the path
-# from pixels to a trained model, its confidence and its objects; the rest is for a second session or self-study.
+# What each lesson needs beyond a CPU, and which lessons a half-day workshop (at most HALF_DAY_MINUTES of sittings)
+# keeps: from a dataset folder to a trained model to counted and measured objects, the path a scientist takes with
+# their own micrographs; the theory (02_cnn, 03_unet) and the rest make a second day or self-study.
 NEEDS = {'05_transfer': 'optional `#| cuda` cells: a GPU and the network (ImageNet weights)',
          '04b_real_micrographs': 'optional `#| slow`/`#| cuda` cells: the 10-minute default run, a GPU',
          '06d_annotations': '', '12_cli': '', '08_hitl': 'optional: napari for `segment-lib correct` (`pip install "segment-lib[napari]"`)'}
-HALF_DAY = ('00_data', '02_cnn', '03_unet', '04_learner', '04b_real_micrographs', '07_confidence', '09_objects')
+HALF_DAY = ('00_data', '04_learner', '09_objects')
+HALF_DAY_MINUTES = 240   # a half day: about four hours with a break
 
 def lessons(nbs=ROOT/'nbs'):
     "(notebook stem, title, minutes) of every lesson, in course order."
@@ -39,8 +41,10 @@ def workshop_plan(times=None) -> str:
     total = sum(m or 0 for s, _, m in lessons() if s in HALF_DAY)
     return ('\n'.join(rows) + f"\n\nRun times: every lesson run alone, top to bottom, as `nbdev-test` runs it ({rec['date']}, "
             f"{rec['machine']}; `bench/lesson_times.json`, made by `bench/lesson_times.py`). The half-day track is "
-            f"{len(HALF_DAY)} lessons, about {total / 60:.1f} hours of sittings: pixels and masks, convolution, the U-Net, "
-            "training with fastai and on real micrographs, confidence, and objects; the others make a second day or self-study.")
+            f"{len(HALF_DAY)} lessons, {total / 60:.1f} hours of sittings: images, masks and the dataset folder, training "
+            "with fastai, and counting and measuring objects, the path from a scientist's own micrographs to numbers. A "
+            "second day takes the theory (`02_cnn`, `03_unet`), real micrographs and scale (`04b`, `04d`), confidence and "
+            "the annotation loop (`07`, `08`).")
 
 def reference_table(nbs=ROOT/'nbs') -> str:
     "The markdown table of the library reference: each API notebook, its title and the module it exports."
