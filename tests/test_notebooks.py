@@ -188,3 +188,9 @@ def test_docs_check_in_chromium(tmp_path):
     problems, stats = browser.check_pages(tmp_path/'site', [p for p, _, _ in pages], log=lambda *a: None)
     assert stats['pages'] == 3 and stats['images'] == 1
     assert any('02_gone.ipynb: 404' in p for p in problems) and any('no anchor "nope"' in p for p in problems)
+
+def test_the_course_passes_the_docs_check(tmp_path):
+    "Every notebook goes through nbdev's docs processing (as nbdev-docs would) and every local link of the site resolves."
+    pages, problems = build.build_site(tmp_path/'site', quiet=True)
+    problems += build.check_links(tmp_path/'site', pages)[0]
+    assert len(pages) == len(build.site_notebooks()) and problems == [], '\n'.join(problems)
