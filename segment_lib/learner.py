@@ -489,7 +489,8 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
         raise UserError("give one of minutes, steps or epochs (--minutes, --steps, --epochs), not several")
     t0 = time.time()
     source = data_dir
-    fingerprint = check_dataset(data_dir).fingerprint          # what the data looks like -> the training plan
+    checked = check_dataset(data_dir)                          # what the data looks like -> the training plan
+    fingerprint = checked.fingerprint
     rng = None if size is not None or scale == 'none' else 'auto' if scale == 'auto' else _scale_range(scale)
     training_plan = plan_training(fingerprint, instances, rng, invert, patch, depth, base_width, bs)
     bs, patch, invert, depth, base_width = (training_plan.bs, None if size else training_plan.patch, training_plan.invert,
@@ -499,7 +500,7 @@ def train(data_dir:str|Path,        # dataset folder (images/, masks/, optional 
         data_dir = working_dataset(data_dir, out/'working-scale', training_plan.scales)
         if show_progress: print(f"{len(training_plan.scales)} images rescaled into working-scale/", flush=True)
     if instances: data_dir, limits = three_class_dataset(data_dir, out/'three-class', show_progress, boundary_width)
-    summary = check_dataset(data_dir)
+    summary = checked if data_dir == source else check_dataset(data_dir)   # the copy training reads, when there is one
     refuse_untrainable(summary, valid_pct)
     if augment is True: augment = Augmentation(invert=invert)
     set_seed(seed, reproducible=True)
