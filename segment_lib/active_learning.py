@@ -16,7 +16,7 @@ from .hitl import score_images
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'HARD_SESSION', 'write_mixed_pool', 'choose_images', 'active_learning_run', 'annotations_to_reach',
-           'plot_learning_curves']
+           'plot_learning_curves', 'take_within_effort', 'effort_curves', 'effort_to_reach', 'plot_effort_curves']
 
 # %% ../nbs/reference/14_active_learning.ipynb #04fad47e
 STRATEGIES = ('least-confident', 'random', 'diverse')   # how the next images to annotate are chosen
@@ -145,5 +145,78 @@ def plot_learning_curves(curves:pd.DataFrame, # `active_learning_run` rows
             ax.fill_between(s.index, s['min'], s['max'], alpha=0.2)
         ax.set_title(title, fontsize=10); ax.set_xlabel('annotated images'); ax.grid(alpha=0.3)
     axs[0, 0].set_ylabel('foreground Dice (mean; band: min to max)'); axs[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/reference/14_active_learning.ipynb #b052ce71
+def take_within_effort(order:list,      # candidate stems, the strategy's first choice first
+                       costs:dict,      # stem -> seconds to correct (or draw) that image
+                       budget:float,    # seconds a round may spend
+                      ) -> list:
+    "The first images of `order` a round takes: one after another until `budget` is spent (the image that crosses it is finished)."
+    if budget <= 0: raise UserError(f"budget={budget}: a round needs a positive effort budget in seconds.")
+    taken, spent = [], 0.
+    for s in order:
+        if spent >= budget: break
+        taken.append(s); spent += float(costs[s])
+    return taken
+
+# %% ../nbs/reference/14_active_learning.ipynb #a7eb7897
+def effort_curves(records:list,         # one dict per seed: `seed` and `runs` (strategy -> rounds), as `bench/dsb_selection.py` writes
+                  majority:str|None=None, # the pool's most common modality; default: the most common among the chosen images
+                 ) -> pd.DataFrame:
+    "One row per strategy, seed and round: effort spent (hours), images labelled, how many not of the majority modality, held-out scores."
+    chosen = pd.Series([c['modality'] for rec in records for runs in rec['runs'].values() for row in runs for c in row['chosen']])
+    majority = majority or (chosen.mode()[0] if len(chosen) else None)
+    rows = []
+    for rec in records:
+        for strategy, runs in rec['runs'].items():
+            for row in runs:
+                d = dict(strategy=strategy, seed=rec['seed'], round=row['round'], labelled=row['labelled'],
+                         effort_h=row['effort'] / 3600, took=len(row['chosen']),
+                         not_majority=sum(c['modality'] != majority for c in row['chosen']),
+                         round_effort=sum(c['effort'] for c in row['chosen']),
+                         round_scratch=sum(c['scratch'] for c in row['chosen']))
+                for group, sc in row['scores'].items():
+                    for k, v in sc.items():
+                        if k != 'images': d[k if group == 'all' else f'{k}_{group}'] = v
+                rows.append(d)
+    return pd.DataFrame(rows)
+
+def effort_to_reach(curves:pd.DataFrame, # `effort_curves` rows
+                    target:float,        # held-out score to reach
+                    score:str='f1',      # column of `curves`
+                   ) -> pd.Series:
+    "Per strategy: the hours of effort (mean over seeds, by round) at which its mean score first reaches `target` (NaN: never)."
+    m = curves.groupby(['strategy', 'round'])[[score, 'effort_h']].mean().reset_index()
+    return m[m[score] >= target].groupby('strategy').effort_h.min().reindex(curves.strategy.unique())
+
+def plot_effort_curves(curves:pd.DataFrame, # `effort_curves` rows
+                       panels:tuple=(('f1', 'held-out object F1, all'),), # (column, title) of each score panel
+                       dpi:int=80,          # resolution
+                      ):
+    "Held-out scores against cumulative effort (mean over seeds, band min-max), and the share of drawing time a correction saved, by round."
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+    panels = [(c, t) for c, t in panels if c in curves]
+    n = len(panels) + 1
+    cols = 2 if n > 2 else n                                       # two panels a row: legible at a page's width
+    fig, axs = plt.subplots(-(-n // cols), cols, figsize=(4.6 * cols, 3.4 * -(-n // cols)), dpi=dpi, squeeze=False)
+    axs = axs.ravel()
+    for ax in axs[n:]: ax.set_visible(False)
+    for ax, (col, title) in zip(axs, panels):
+        for strategy, g in curves.groupby('strategy', sort=False):
+            m = g.groupby('round')[[col, 'effort_h']].agg(['mean', 'min', 'max'])
+            ax.plot(m['effort_h']['mean'], m[col]['mean'], marker='o', label=f"{strategy} ({g.seed.nunique()} seeds)")
+            ax.fill_between(m['effort_h']['mean'], m[col]['min'], m[col]['max'], alpha=0.15)
+        ax.set_title(title, fontsize=10); ax.set_xlabel('annotation effort (hours)'); ax.grid(alpha=0.3)
+    axs[0].legend(fontsize=8)
+    ax, later = axs[n - 1], curves[curves['round'] > 0].assign(saved=lambda d: 1 - d.round_effort / d.round_scratch)
+    for strategy, g in later.groupby('strategy', sort=False):
+        m = g.groupby('round').saved.agg(['mean', 'min', 'max'])
+        ax.plot(m.index, m['mean'], marker='o', label=strategy); ax.fill_between(m.index, m['min'], m['max'], alpha=0.15)
+    ax.axhline(0, color='k', lw=0.8)
+    ax.set_title("drawing time saved by correcting\nthe model's masks instead", fontsize=10)
+    ax.set_xlabel('round'); ax.xaxis.set_major_locator(MaxNLocator(integer=True)); ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

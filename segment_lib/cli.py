@@ -80,7 +80,9 @@ def _show_rank(table, args):
     print(f"{len(table)} images ranked by {score}, least confident first; queue written to {args['out']}"
           + (f"; contact sheet of the first {min(args['top'], len(table))}: {args['sheet']}" if args.get('sheet') else ''))
 def _show_round(res, args):
-    print(f"round written to {res['round']}: the {res['images']} least confident of {res['candidates']} new images "
+    how = {'random': f"drawn at random (seed {res.get('seed')})", 'least-confident': 'the least confident',
+           'coverage': "the least like DATA's images, to the model"}[res.get('strategy', 'least-confident')]
+    print(f"round written to {res['round']}: {res['images']} of {res['candidates']} new images, {how} "
           f"({res['pool_images'] - res['candidates']} of the pool are already in {args['data']}, left out)")
     for q in res['queue']: print(f"  {q['image']}  {res['score']} {q[res['score']]:.3f}")
     print(f"next: correct the masks in {Path(res['round'])/'masks'} (keep the names, save as PNG or TIFF"
@@ -183,8 +185,9 @@ COMMANDS = {
                        fixed=dict(progress=True), show='restore'),
     'rank': Command('segment_lib.hitl:rank', 'list images least confident first: a queue CSV and a contact sheet',
                     options=('out',), fixed=dict(progress=True), show='rank', choices=dict(score='segment_lib.hitl:SCORES')),
-    'round': Command('segment_lib.hitl:make_round', "the N least-confident new images, with the model's masks to correct",
-                     options=('out',), fixed=dict(progress=True), show='round', choices=dict(score='segment_lib.hitl:SCORES')),
+    'round': Command('segment_lib.hitl:make_round', "N new images (random, or least confident), with the model's masks to correct",
+                     options=('out',), fixed=dict(progress=True), show='round',
+                     choices=dict(score='segment_lib.hitl:SCORES', strategy='segment_lib.hitl:ROUND_STRATEGIES')),
     'correct': Command('segment_lib.correct:correct_round', "correct a round's masks in napari; saving writes them back in place",
                        names=dict(round_dir='round')),
     'accept': Command('segment_lib.hitl:accept', 'check corrected masks, back DATA up, add the round in one atomic step',

@@ -10,6 +10,7 @@ import contextlib, ctypes, errno, getpass, json, os, shutil, signal, sys, tempfi
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .data import (IMAGE_EXTS, DatasetError, UserError, _umask, atomic_write, class_palette, copy_image,
@@ -24,10 +25,10 @@ _all_ = ['BACKUP_DIR', 'MANIFEST', 'backup_store', 'dataset_files', 'file_sha256
          'read_manifest', 'backups', 'verify', 'restore']
 
 # %% auto #0
-__all__ = ['SCORES', 'ROUND_FILE', 'HISTORY', 'score_images', 'contact_sheet', 'rank', 'make_round', 'read_round',
-           'exchange_paths', 'link_tree', 'accepted_rounds', 'accept', 'BACKUP_DIR', 'MANIFEST', 'backup_store',
-           'dataset_files', 'file_sha256', 'object_path', 'store_object', 'backup', 'read_manifest', 'backups',
-           'verify', 'restore']
+__all__ = ['SCORES', 'ROUND_FILE', 'ROUND_STRATEGIES', 'DEFAULT_STRATEGY', 'HISTORY', 'score_images', 'contact_sheet', 'rank',
+           'encoder_features', 'coverage_order', 'make_round', 'read_round', 'exchange_paths', 'link_tree',
+           'accepted_rounds', 'accept', 'BACKUP_DIR', 'MANIFEST', 'backup_store', 'dataset_files', 'file_sha256',
+           'object_path', 'store_object', 'backup', 'read_manifest', 'backups', 'verify', 'restore']
 
 # %% ../nbs/reference/13_hitl.ipynb #67132bad
 SCORES = ('unconfident_fraction', 'boundary_unconfident', 'interior_unconfident', 'mean_confidence')  # what `rank` can sort by
@@ -103,8 +104,46 @@ def rank(model:str|Path,          # model.pkl written by `train`, or the folder 
         _save_figure(contact_sheet(learn, [files[s] for s in head.image], labels, tta), sheet, True)
     return table
 
+# %% ../nbs/reference/13_hitl.ipynb #186d1e94
+def encoder_features(learn,            # trained segmentation learner (our `UNet`, or fastai's `DynamicUnet`)
+                     image,            # image array (as from `read_image`) or image file
+                    ) -> np.ndarray:
+    "What the model sees in an image: its deepest encoder activations averaged over the image, as a unit-length vector."
+    import torch
+    from segment_lib.data import read_image
+    from segment_lib.inference import prepare_image
+    from segment_lib.unet import UNet, pad_to_multiple
+    if isinstance(image, (str, Path)): image = read_image(image)
+    model = learn.model.eval()
+    x = torch.from_numpy(prepare_image(np.asarray(image), learn.model_info))[None].to(next(model.parameters()).device)
+    with torch.no_grad():
+        if isinstance(model, UNet):
+            f = model.inc(pad_to_multiple(x, 2 ** model.depth))
+            for down in model.downs: f = down(f)
+        else: f = model[0](pad_to_multiple(x, 32))          # a DynamicUnet's first layer is its encoder
+    v = f.float().mean((0, 2, 3)).cpu().numpy()
+    return v / (np.linalg.norm(v) + 1e-12)
+
+# %% ../nbs/reference/13_hitl.ipynb #9bf4c2c8
+def coverage_order(pool:dict,          # stem -> feature vector (`encoder_features`) of each candidate
+                   labelled:list|np.ndarray=(), # feature vectors of the images already labelled
+                  ) -> list:
+    "Candidates in k-centre greedy order: each next one is the farthest (Euclidean) from everything labelled or chosen before it."
+    stems = sorted(pool)
+    if not stems: return []
+    feats = np.stack([np.asarray(pool[s], np.float64) for s in stems])
+    nearest = np.full(len(stems), np.inf)
+    for v in labelled: nearest = np.minimum(nearest, np.linalg.norm(feats - np.asarray(v, np.float64), axis=1))
+    order = []
+    for _ in stems:
+        i = int(np.argmax(nearest)); order.append(stems[i])
+        nearest = np.minimum(nearest, np.linalg.norm(feats - feats[i], axis=1)); nearest[i] = -np.inf
+    return order
+
 # %% ../nbs/reference/13_hitl.ipynb #e52d4bec
 ROUND_FILE = 'round.json'   # what a round folder holds besides images/, masks/ and confidence/
+ROUND_STRATEGIES = ('random', 'least-confident', 'coverage')   # how `make_round` chooses a round's images
+DEFAULT_STRATEGY = 'random'  # the best held-out F1 per hour of effort on DSB2018 (bench/RESULTS.md, 2026-12-06)
 
 def _model_record(model:Path) -> dict:
     "The model a round comes from: its file, SHA-256, and its validation scores when its report.json lies beside it."
@@ -133,17 +172,21 @@ def make_round(model:str|Path,         # model.pkl written by `train`, or the fo
                pool:str|Path,          # folder of unlabelled images (or a dataset folder holding images/)
                data:str|Path,          # the dataset folder the round will be added to: its images are left out
                out:str|Path,           # the round folder to write: images/, masks/, confidence/, round.json
-               n:int=10,               # how many images to put in the round (the least confident)
-               score:str=DEFAULT_SCORE, # the score to rank by, one of `SCORES`
+               n:int=10,               # how many images to put in the round
+               strategy:str=DEFAULT_STRATEGY, # how to choose them: 'random', 'least-confident' (the top of `rank`'s queue) or 'coverage' (unlike DATA, to the model)
+               seed:int|None=None,     # 'random': the seed of the draw, recorded in round.json; default: a fresh one
+               score:str=DEFAULT_SCORE, # the confidence score recorded per image (and ranked by for 'least-confident'), one of `SCORES`
                tta:str='none',         # test-time augmentation when scoring: 'none', 'flips' or 'all'
                progress:bool=False,    # a line per tenth of the images in a log, a bar in a terminal
               ) -> dict:
-    "Put the `n` least-confident images of `pool` not yet in `data` in a round folder, with the model's masks to correct."
+    "Put `n` images of `pool` not yet in `data`, chosen by `strategy`, in a round folder with the model's masks to correct."
     # A three-class model's round holds objects (instance ids, 16-bit PNG), as an instance dataset does: a person corrects
     # objects, not the interior and boundary classes the model learnt.
     out, data, model_file = Path(out), Path(data), _model_file(model)
     _refuse_round_folder(out)
     if n < 1: raise UserError(f"n={n}: a round needs at least one image.")
+    if strategy not in ROUND_STRATEGIES:
+        raise UserError(f"unknown strategy {strategy!r}; choose one of {', '.join(ROUND_STRATEGIES)}.")
     if not model_file.is_file(): raise FileNotFoundError(f"{model_file}: no model there. Train one with `segment-lib train`.")
     files = folder_files(pool, IMAGE_EXTS, 'image')
     known = _stems_in(data)
@@ -157,7 +200,16 @@ def make_round(model:str|Path,         # model.pkl written by `train`, or the fo
     if not instances and (data/'codes.txt').is_file() and list(dataset_codes(data).names) != list(codes.names):
         raise DatasetError(f"{data}: its classes ({', '.join(dataset_codes(data).names)}) are not the model's "
                            f"({', '.join(codes.names)}); use a model trained on this dataset.")
-    table = score_images(learn, todo, score, tta, progress).head(n)
+    if strategy == 'least-confident': table = score_images(learn, todo, score, tta, progress).head(n)
+    else:                                                    # only the chosen images are predicted
+        if strategy == 'random':
+            seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else int(seed)
+            chosen = [str(s) for s in np.random.default_rng(seed).permutation(sorted(todo))[:n]]
+        else:
+            feats = {s: encoder_features(learn, f) for s, f in with_progress(list(todo.items()), progress, 'images')}
+            labelled = [fs[0] for fs in files_by_stem(data/'images', IMAGE_EXTS).values()]
+            chosen = coverage_order(feats, [encoder_features(learn, f) for f in labelled])[:n]
+        table = score_images(learn, {s: todo[s] for s in chosen}, score, tta)
     out.resolve().parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', suffix='.partial', dir=out.resolve().parent))
     os.chmod(stage, 0o777 & ~_umask())                       # mkdtemp makes 0700 folders; give what mkdir would
@@ -176,6 +228,7 @@ def make_round(model:str|Path,         # model.pkl written by `train`, or the fo
         elif (data/'codes.txt').is_file(): shutil.copyfile(data/'codes.txt', stage/'codes.txt')   # DATA's classes, as they are
         record = dict(format=1, id=uuid.uuid4().hex, created=datetime.now(timezone.utc).isoformat(timespec='seconds'),
                       model=_model_record(model_file), pool=str(dataset_folder(pool).resolve()), data=str(data.resolve()),
+                      strategy=strategy, seed=seed if strategy == 'random' else None,
                       score=score, tta=tta, pool_images=len(files), candidates=len(todo),
                       masks='instances' if instances else 'classes', images=entries)
         _write_json(stage/ROUND_FILE, record)
@@ -186,7 +239,7 @@ def make_round(model:str|Path,         # model.pkl written by `train`, or the fo
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return dict(round=str(out), id=record['id'], images=len(entries), candidates=len(todo), pool_images=len(files),
-                score=score, masks=record['masks'], queue=[{k: e[k] for k in ('image', score)} for e in entries])
+                strategy=strategy, seed=record['seed'], score=score, masks=record['masks'], queue=[{k: e[k] for k in ('image', score)} for e in entries])
 
 def read_round(round_dir:str|Path, # a round folder written by `make_round`
               ) -> dict:
