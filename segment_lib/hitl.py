@@ -1,4 +1,4 @@
-"""Rank images by the model's doubt, write rounds of the least-confident ones to correct, and add the corrected masks to a dataset folder in one atomic step that a crash cannot cut in half.
+"""Rank images by the model's doubt, write rounds of images to correct (at random, least confident, or least like the dataset), and add the corrected masks to a dataset folder in one atomic step that a crash cannot cut in half.
 
 Docs: https://segment-lib.github.io/segment_lib/reference/hitl.html.md"""
 

@@ -142,7 +142,8 @@ def test_train_evaluate_real_nuclei_of_mixed_sizes(tmp_path):
     "The bundled DSB2018 nuclei: RGBA images of 8 sizes, 16-bit instance masks; patches in training, each image at its own size after."
     from segment_lib.data import read_image
     nuclei, out = ROOT/'data'/'nuclei', tmp_path/'m'
-    r = run_cli('train', nuclei, '--out', out, '--steps', '120', '--patch', '128', '--lr', '0.005', '--base-width', '8', '--depth', '3')
+    r = run_cli('train', nuclei, '--out', out, '--steps', '120', '--patch', '128', '--lr', '0.005', '--base-width', '8', '--depth', '3',
+                '--scale', 'none')                                   # object scale has its own tests (test_object_scale.py)
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads((out/'report.json').read_text())
     assert rep['data']['pairs'] == 39 and rep['settings']['patch'] == 128 and len(rep['validation_images']) == 7

@@ -304,3 +304,23 @@ def test_round_then_accept_commands(model_world, tmp_path):
     assert r.returncode == 0 and read_round(tmp_path/'round2')['candidates'] == 5
     r = run_cli('round', model_world/'model', data, data, '--out', tmp_path/'round3')
     assert r.returncode == 2 and 'nothing left to annotate' in r.stderr
+
+def test_round_strategies_from_the_command(model_world, tmp_path):
+    "`--strategy` picks how a round chooses; a random draw records its seed and repeats with it; a wrong name is refused."
+    import pandas as pd
+    data = tmp_path/'data'; shutil.copytree(model_world/'data', data)
+    r = run_cli('round', model_world/'model', model_world/'pool', data, '--n', '3', '--out', tmp_path/'r1')
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = read_round(tmp_path/'r1')
+    assert rec['strategy'] == 'random' and isinstance(rec['seed'], int) and f"seed {rec['seed']}" in r.stdout
+    r = run_cli('round', model_world/'model', model_world/'pool', data, '--n', '3', '--out', tmp_path/'r2', '--seed', str(rec['seed']))
+    assert sorted(e['image'] for e in read_round(tmp_path/'r2')['images']) == sorted(e['image'] for e in rec['images'])
+    r = run_cli('round', model_world/'model', model_world/'pool', data, '--n', '3', '--out', tmp_path/'r3', '--strategy', 'least-confident')
+    assert r.returncode == 0 and 'the least confident' in r.stdout
+    run_cli('rank', model_world/'model', model_world/'pool', '--out', tmp_path/'q.csv')
+    queue = [s for s in pd.read_csv(tmp_path/'q.csv').image if s not in ('p0', 'p1')]
+    assert [e['image'] for e in read_round(tmp_path/'r3')['images']] == queue[:3]      # the top of rank's queue
+    r = run_cli('round', model_world/'model', model_world/'pool', data, '--n', '2', '--out', tmp_path/'r4', '--strategy', 'coverage')
+    assert r.returncode == 0 and len(read_round(tmp_path/'r4')['images']) == 2 and read_round(tmp_path/'r4')['seed'] is None
+    r = run_cli_process('round', model_world/'model', model_world/'pool', data, '--out', tmp_path/'r5', '--strategy', 'hardest')
+    assert r.returncode == 2 and 'hardest' in r.stderr and not (tmp_path/'r5').exists()
