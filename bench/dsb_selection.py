@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT/'bench'))
 sys.path.insert(0, str(ROOT/'tools'))
-from train_throughput import cpu_model, usable_cores   # noqa: E402
+from train_throughput import cpu_model, markdown_table, usable_cores   # noqa: E402
 
 STRATEGIES = ('random', 'least-confident', 'coverage')
 OUT = ROOT/'bench'/'runs'/'dsb_selection'
@@ -60,17 +60,19 @@ def link_pairs(data:Path, stems:list, out:Path):
 
 def predict_all(learn, data:Path, stems:list, truth:dict, features:bool=False) -> dict:
     "stem -> predicted objects' scores: unconfident fraction, effort to correct, effort from scratch, objects (and features)."
+    from segment_lib.data import read_image
     from segment_lib.inference import predict_image
     from segment_lib.confidence import map_scores
     from segment_lib.effort import correction_effort
     from segment_lib.hitl import encoder_features
     out = {}
     for s in stems:
-        pred = predict_image(learn, data/'images'/f'{s}.png', keep_probs=False)
+        image = read_image(data/'images'/f'{s}.png')
+        pred = predict_image(learn, image, keep_probs=False)
         e = correction_effort(truth[s], pred.instances, truth_kind='instances', pred_kind='instances')
         out[s] = dict(unsure=map_scores(pred.mask, pred.confidence)['unconfident_fraction'], effort=e.effort,
                       scratch=e.scratch_effort, objects=pred.instances)
-        if features: out[s]['features'] = encoder_features(learn, data/'images'/f'{s}.png')
+        if features: out[s]['features'] = encoder_features(learn, image)
     return out
 
 def held_out_scores(preds:dict, truth:dict, kinds:dict) -> dict:
@@ -137,7 +139,8 @@ def run_seed(a) -> dict:
                 f"fluorescence), effort {spent:.0f} s, held-out F1 {scores['all']['f1']:.3f} (training {t_train:.0f} s)")
             if r < a.rounds:
                 rest = [s for s in pool if s not in labelled]
-                preds = predict_all(learn, data, rest + labelled, truth, features=strategy == 'coverage')
+                coverage = strategy == 'coverage'                # coverage also needs the labelled images' features
+                preds = predict_all(learn, data, rest + labelled if coverage else rest, truth, features=coverage)
         record['runs'][strategy] = rows
     record.update(seconds=round(time.time() - t0), machine=f"{cpu_model()}, {usable_cores()} usable cores, CPU only",
                   threads=os.environ.get('OMP_NUM_THREADS', 'default'),
@@ -146,11 +149,6 @@ def run_seed(a) -> dict:
     (Path(a.out)/f'seed_{a.seed}.json').write_text(json.dumps(record, indent=1))
     shutil.rmtree(work, ignore_errors=True)
     return record
-
-def markdown(df) -> str:
-    "A DataFrame as a markdown table (pandas' to_markdown needs tabulate, which the project does not install)."
-    rows = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|---' * len(df.columns) + '|']
-    return '\n'.join(rows + ['| ' + ' | '.join(str(v) for v in r) + ' |' for r in df.values.tolist()])
 
 def report(a) -> str:
     "The RESULTS entry of the seeds recorded in --out."
@@ -187,11 +185,11 @@ def report(a) -> str:
             f"`train(instances=True, steps={r0['steps']}, patch={r0['patch']}, scale='none')` from scratch; seeds "
             f"{', '.join(str(r['seed']) for r in records)}\n"
             f"- held-out scores: object F1 @0.5 pooled over objects, foreground Dice pooled over pixels\n\n"
-            f"Mean over seeds by round:\n\n{markdown(mean)}\n\n"
-            f"Last round, mean (min-max over seeds):\n\n{markdown(final)}\n\n"
+            f"Mean over seeds by round:\n\n{markdown_table(mean)}\n\n"
+            f"Last round, mean (min-max over seeds):\n\n{markdown_table(final)}\n\n"
             f"What the rounds took (all seeds, rounds 1-{r0['rounds']}): images, of them not fluorescence, correction "
-            f"effort against drawing the same images (s):\n\n{markdown(took)}\n\n"
-            f"Time saved by correcting instead of drawing, mean over seeds, by round:\n\n{markdown(by_round.reset_index())}\n\n"
+            f"effort against drawing the same images (s):\n\n{markdown_table(took)}\n\n"
+            f"Time saved by correcting instead of drawing, mean over seeds, by round:\n\n{markdown_table(by_round.reset_index())}\n\n"
             f"Effort (hours, mean over seeds) at which the mean held-out score first reaches a target (NaN: not within the "
             f"rounds): {reach}\n\n"
             f"Figure: `bench/figures/{FIGURE.name}`.\n")

@@ -14,12 +14,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'bench'))
-from train_throughput import cpu_model, usable_cores   # noqa: E402
-
-def markdown(df) -> str:
-    "A DataFrame as a markdown table (pandas' to_markdown needs tabulate, which the project does not install)."
-    rows = ['| image | ' + ' | '.join(df.columns) + ' |', '|---' * (len(df.columns) + 1) + '|']
-    return '\n'.join(rows + [f'| {i} | ' + ' | '.join(str(v) for v in r) + ' |' for i, r in zip(df.index, df.values.tolist())])
+from train_throughput import cpu_model, markdown_table, usable_cores   # noqa: E402
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -67,7 +62,7 @@ def main(argv=None):
             f"- effort (seconds, `EffortCosts()` defaults) for the round's {a.n} images: correcting the model's objects "
             f"**{tm['effort']:.0f}**, correcting the classical bootstrap's {tb['effort']:.0f}, drawing from scratch "
             f"{tm['scratch_effort']:.0f} (saved {tm['saved']:.1%} and {tb['saved']:.1%})\n\n"
-            + markdown(table.round(1)) + '\n')
+            + markdown_table(table.round(1).rename_axis('image').reset_index()) + '\n')
     print(text)
     if a.record:
         with open(ROOT/'bench'/'RESULTS.md', 'a') as f: f.write(text)

@@ -33,6 +33,11 @@ from segment_lib.learner import seg_learner, seg_loss, LOSSES
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def markdown_table(df) -> str:
+    "A DataFrame as a markdown table of its columns (pandas' to_markdown needs tabulate, which the project does not install)."
+    rows = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|---' * len(df.columns) + '|']
+    return '\n'.join(rows + ['| ' + ' | '.join(str(v) for v in r) + ' |' for r in df.values.tolist()])
+
 def cpu_model() -> str:
     "The CPU model name from /proc/cpuinfo (or platform.processor() elsewhere)."
     try:

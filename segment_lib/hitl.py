@@ -39,6 +39,10 @@ def _model_file(model) -> Path:
     model = Path(model)
     return model/'model.pkl' if model.is_dir() else model
 
+def _least_confident_first(table:pd.DataFrame, score:str) -> pd.DataFrame:
+    "Rows of per-image scores sorted least confident first by `score` (ties by image name)."
+    return table.sort_values([score, 'image'], ascending=[score in _LOW_IS_UNSURE, True], kind='stable', ignore_index=True)
+
 def score_images(learn,                 # trained learner (from `segment_lib.inference.load_model`)
                  files:dict,            # stem -> image file
                  score:str=DEFAULT_SCORE, # the score that orders the table, one of `SCORES`
@@ -53,7 +57,7 @@ def score_images(learn,                 # trained learner (from `segment_lib.inf
         pred = predict_image(learn, f, keep_probs=False, tta=tta)
         rows.append(dict(image=stem, file=Path(f).name, **map_scores(pred.mask, pred.confidence)))
     table = pd.DataFrame(rows, columns=['image', 'file', *SCORES])
-    table = table.sort_values([score, 'image'], ascending=[score in _LOW_IS_UNSURE, True], kind='stable', ignore_index=True)
+    table = _least_confident_first(table, score)
     table.insert(0, 'rank', range(1, len(table) + 1))
     return table
 
@@ -200,30 +204,30 @@ def make_round(model:str|Path,         # model.pkl written by `train`, or the fo
     if not instances and (data/'codes.txt').is_file() and list(dataset_codes(data).names) != list(codes.names):
         raise DatasetError(f"{data}: its classes ({', '.join(dataset_codes(data).names)}) are not the model's "
                            f"({', '.join(codes.names)}); use a model trained on this dataset.")
-    if strategy == 'least-confident': table = score_images(learn, todo, score, tta, progress).head(n)
-    else:                                                    # only the chosen images are predicted
-        if strategy == 'random':
-            seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else int(seed)
-            chosen = [str(s) for s in np.random.default_rng(seed).permutation(sorted(todo))[:n]]
-        else:
-            feats = {s: encoder_features(learn, f) for s, f in with_progress(list(todo.items()), progress, 'images')}
-            labelled = [fs[0] for fs in files_by_stem(data/'images', IMAGE_EXTS).values()]
-            chosen = coverage_order(feats, [encoder_features(learn, f) for f in labelled])[:n]
-        table = score_images(learn, {s: todo[s] for s in chosen}, score, tta)
+    if strategy == 'least-confident': chosen = list(score_images(learn, todo, score, tta, progress).image[:n])
+    elif strategy == 'random':                               # random and coverage predict only the chosen images
+        seed = int(np.random.SeedSequence().entropy % 2**32) if seed is None else int(seed)
+        chosen = [str(s) for s in np.random.default_rng(seed).permutation(sorted(todo))[:n]]
+    else:
+        feats = {s: encoder_features(learn, f) for s, f in with_progress(list(todo.items()), progress, 'images')}
+        labelled = [fs[0] for fs in files_by_stem(data/'images', IMAGE_EXTS).values()]
+        chosen = coverage_order(feats, [encoder_features(learn, f) for f in labelled])[:n]
     out.resolve().parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', suffix='.partial', dir=out.resolve().parent))
     os.chmod(stage, 0o777 & ~_umask())                       # mkdtemp makes 0700 folders; give what mkdir would
     try:                                                     # build the whole round aside, then give it its name
-        entries = []
-        for r in table.itertuples(index=False):
-            src = todo[r.image]
+        rows = []
+        for stem in chosen:                                  # one prediction per image: its mask, confidence and scores
+            src = todo[stem]
             copy_image(src, stage/'images'/src.name)
             pred = predict_image(learn, src, keep_probs=False, tta=tta)
-            if instances: mask = save_mask(pred.instances, stage/'masks'/f'{r.image}.png', instances=True)
-            else: mask = save_mask(pred.mask, stage/'masks'/f'{r.image}.png', palette=class_palette(codes))
-            save_image(confidence_to_uint8(pred.confidence), stage/'confidence'/f'{r.image}.png')
-            entries.append(dict(image=r.image, file=src.name, start_mask_sha256=file_sha256(mask),
-                                **{k: round(float(getattr(r, k)), 4) for k in SCORES}))
+            if instances: mask = save_mask(pred.instances, stage/'masks'/f'{stem}.png', instances=True)
+            else: mask = save_mask(pred.mask, stage/'masks'/f'{stem}.png', palette=class_palette(codes))
+            save_image(confidence_to_uint8(pred.confidence), stage/'confidence'/f'{stem}.png')
+            s = map_scores(pred.mask, pred.confidence)
+            rows.append(dict(image=stem, file=src.name, start_mask_sha256=file_sha256(mask), **{k: s[k] for k in SCORES}))
+        entries = [{**e, **{k: round(float(e[k]), 4) for k in SCORES}}   # listed least confident first
+                   for e in _least_confident_first(pd.DataFrame(rows), score).to_dict('records')]
         if not instances: write_codes(codes, stage/'codes.txt')
         elif (data/'codes.txt').is_file(): shutil.copyfile(data/'codes.txt', stage/'codes.txt')   # DATA's classes, as they are
         record = dict(format=1, id=uuid.uuid4().hex, created=datetime.now(timezone.utc).isoformat(timespec='seconds'),
